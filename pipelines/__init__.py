@@ -1,0 +1,1 @@
+"""Orchestration of the MLOps lifecycle: the `mlops` command line and its targets."""

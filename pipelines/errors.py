@@ -1,0 +1,12 @@
+"""The one error type every command raises for a problem the user can act on."""
+
+
+class MlopsError(Exception):
+    """A failure the user can fix: the message is one sentence saying what is wrong and what to do.
+
+    The CLI prints it without a stack trace and exits with ``exit_code``.
+    """
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
