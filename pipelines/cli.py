@@ -21,7 +21,7 @@ app.add_typer(infra_app, name="infra")
 
 
 def main() -> None:
-    """Console entry point: run the app and turn MlopsError into one red sentence and an exit code."""
+    """Console entry point: turn MlopsError into one red sentence and an exit code."""
     try:
         app()
     except MlopsError as error:
