@@ -3,12 +3,38 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.table import Table
 
-from pipelines.console import err_console
+from pipelines.console import console, err_console
 from pipelines.errors import MlopsError
 from pipelines.infra_commands import infra_app
+from pipelines.options import (
+    Alpha,
+    DataPath,
+    FailOnReject,
+    Metric,
+    MinImprovement,
+    ModelName,
+    RunId,
+    Seed,
+    Target,
+    TargetName,
+    TestSize,
+)
+
+if TYPE_CHECKING:
+    from pipelines.gate import GateConfig, GateDecision
+    from pipelines.registry import RegisteredVersion
+    from pipelines.steps import Tracking, TrainOutcome
+    from training.model import TrainingConfig
+
+REJECTED_EXIT_CODE = 3
 
 app = typer.Typer(
     name="mlops",
@@ -17,6 +43,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+models_app = typer.Typer(help="Registered model versions.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 app.add_typer(infra_app, name="infra")
 
 
@@ -27,3 +55,223 @@ def main() -> None:
     except MlopsError as error:
         err_console.print(f"[bold red]error:[/] {error}")
         sys.exit(error.exit_code)
+
+
+@contextmanager
+def step(title: str) -> Iterator[None]:
+    """Show a spinner while a step runs; a tick when it is done."""
+    with console.status(f"{title}…"):
+        yield
+    console.print(f"[green]✓[/] {title}")
+
+
+def tracking_for(target: TargetName, model_name: str | None) -> Tracking:
+    """The MLflow tracking server of the chosen target."""
+    if target is TargetName.azure:
+        raise MlopsError(
+            "--target azure is not available in this version yet; use --target local (the default)"
+        )
+    from pipelines.settings import load_settings
+    from pipelines.steps import Tracking
+
+    return Tracking(load_settings(model_name))
+
+
+def training_config(
+    alpha: float | None, seed: int | None, test_size: float | None
+) -> TrainingConfig:
+    """Project defaults with the command-line overrides applied."""
+    from training.model import TrainingConfig
+
+    overrides: dict[str, Any] = {"alpha": alpha, "seed": seed, "test_size": test_size}
+    try:
+        return replace(TrainingConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    except ValueError as error:
+        raise MlopsError(f"invalid training setting: {error}") from error
+
+
+def gate_config(metric: str | None, min_improvement: float | None) -> GateConfig:
+    """Gate defaults with the command-line overrides applied."""
+    from pipelines.gate import GateConfig, GateError
+
+    overrides: dict[str, Any] = {"metric": metric, "min_improvement": min_improvement}
+    try:
+        return replace(GateConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    except GateError as error:
+        raise MlopsError(f"invalid gate setting: {error}") from error
+
+
+def metrics_text(metrics: dict[str, float]) -> str:
+    """`rmse 54.01 · mae 44.42 · r2 0.449`."""
+    return " · ".join(
+        f"{key} {metrics[key]:.4g}" for key in ("rmse", "mae", "r2") if key in metrics
+    )
+
+
+def report_decision(decision: GateDecision) -> None:
+    """Print the gate outcome: a rejection is an outcome, explained, not a crash."""
+    if decision.passed:
+        console.print(f"[green]✓ gate passed:[/] {decision.reason}")
+    else:
+        console.print(f"[yellow]✗ gate rejected the candidate:[/] {decision.reason}")
+        console.print("  Nothing was registered; production is unchanged.")
+
+
+@app.command()
+def validate(data: DataPath = None) -> None:
+    """Run the data tests: schema, missing values, ranges and distribution."""
+    from pipelines.steps import DataValidationError, load_and_validate
+
+    try:
+        with step("Data tests"):
+            frame = load_and_validate(data)
+    except DataValidationError as error:
+        for finding in error.findings:
+            err_console.print(f"  [red]✗[/] {finding}")
+        raise
+    console.print(f"  {len(frame)} rows passed every rule")
+
+
+@app.command()
+def train(
+    data: DataPath = None,
+    alpha: Alpha = None,
+    seed: Seed = None,
+    test_size: TestSize = None,
+    model_name: ModelName = None,
+    target: Target = TargetName.local,
+) -> None:
+    """Data tests, then train the ridge model and log the run (params, metrics, lineage)."""
+    config = training_config(alpha, seed, test_size)
+    tracking = tracking_for(target, model_name)
+    outcome = _train(tracking, config, data)
+    console.print(f"  run id {outcome.run_id}; next: mlops evaluate --run-id {outcome.run_id}")
+
+
+def _train(tracking: Tracking, config: TrainingConfig, data: DataPath) -> TrainOutcome:
+    from pipelines.steps import DataValidationError
+    from pipelines.steps import train as train_step
+
+    try:
+        with step(f"Data tests and training (alpha={config.alpha:g}, seed={config.seed})"):
+            outcome = train_step(tracking, config, data)
+    except DataValidationError as error:
+        for finding in error.findings:
+            err_console.print(f"  [red]✗[/] {finding}")
+        raise
+    console.print(
+        f"  holdout {metrics_text(outcome.metrics)} "
+        f"(mean baseline {metrics_text(outcome.baseline_metrics)})"
+    )
+    return outcome
+
+
+@app.command()
+def evaluate(
+    run_id: RunId = None,
+    metric: Metric = None,
+    min_improvement: MinImprovement = None,
+    fail_on_reject: FailOnReject = False,
+    model_name: ModelName = None,
+    target: Target = TargetName.local,
+) -> None:
+    """The gate: compare the run's model with production (or the baseline) on the same holdout."""
+    from pipelines.steps import evaluate as evaluate_step
+
+    config = gate_config(metric, min_improvement)
+    tracking = tracking_for(target, model_name)
+    with step("Gate"):
+        _, decision = evaluate_step(tracking, run_id, config)
+    report_decision(decision)
+    if not decision.passed and fail_on_reject:
+        raise typer.Exit(REJECTED_EXIT_CODE)
+
+
+@app.command()
+def register(
+    run_id: RunId = None, model_name: ModelName = None, target: Target = TargetName.local
+) -> None:
+    """Register the run's model with its lineage tags; refused unless the gate passed it."""
+    from pipelines.steps import register as register_step
+
+    tracking = tracking_for(target, model_name)
+    with step("Registration"):
+        version = register_step(tracking, run_id)
+    console.print(f"  registered {version.ref} (sha256 {version.digest[:12]}…)")
+
+
+@app.command()
+def run(
+    data: DataPath = None,
+    alpha: Alpha = None,
+    seed: Seed = None,
+    test_size: TestSize = None,
+    metric: Metric = None,
+    min_improvement: MinImprovement = None,
+    fail_on_reject: FailOnReject = False,
+    model_name: ModelName = None,
+    target: Target = TargetName.local,
+) -> None:
+    """The whole chain: data tests → train → gate → register → promote, with a summary."""
+    from pipelines.steps import evaluate as evaluate_step
+    from pipelines.steps import register as register_step
+
+    config = training_config(alpha, seed, test_size)
+    gate = gate_config(metric, min_improvement)
+    tracking = tracking_for(target, model_name)
+    outcome = _train(tracking, config, data)
+    with step("Gate"):
+        _, decision = evaluate_step(tracking, outcome.run_id, gate)
+    report_decision(decision)
+    version = None
+    if decision.passed:
+        with step("Registration"):
+            version = register_step(tracking, outcome.run_id)
+        with step(f"Promotion of {version.ref} to production"):
+            tracking.registry.set_production(version)
+    summary(tracking, outcome.run_id, outcome.metrics, decision, version)
+    if not decision.passed and fail_on_reject:
+        raise typer.Exit(REJECTED_EXIT_CODE)
+
+
+def summary(
+    tracking: Tracking,
+    run_id: str,
+    metrics: dict[str, float],
+    decision: GateDecision,
+    version: RegisteredVersion | None,
+) -> None:
+    """The closing table of `mlops run`."""
+    production = tracking.registry.production()
+    table = Table(title="Summary", show_header=False, title_justify="left")
+    table.add_row("run", run_id)
+    table.add_row("holdout metrics", metrics_text(metrics))
+    table.add_row("gate", f"{decision.label} ({decision.metric}, vs {decision.reference_kind})")
+    table.add_row("registered", version.ref if version else "nothing (rejected)")
+    table.add_row("production", production.ref if production else "none")
+    table.add_row("tracking", tracking.settings.tracking_uri)
+    console.print(table)
+
+
+@models_app.command("list")
+def models_list(model_name: ModelName = None, target: Target = TargetName.local) -> None:
+    """Registered versions with their metrics and which one is in production."""
+    registry = tracking_for(target, model_name).registry
+    versions = registry.versions()
+    if not versions:
+        console.print(f"No versions of {registry.model_name} yet; run `mlops run` to train one.")
+        return
+    table = Table(title=f"{registry.model_name}")
+    for column in ("version", "aliases", "rmse", "mae", "r2", "gated vs", "commit", "run"):
+        table.add_column(column, no_wrap=True)
+    for version in versions:
+        metrics = version.metrics
+        table.add_row(
+            version.version,
+            ", ".join(version.aliases) or "-",
+            *(f"{metrics[key]:.4g}" if key in metrics else "-" for key in ("rmse", "mae", "r2")),
+            version.tags.get("gate.reference_kind", "-"),
+            version.tags.get("git_commit", "-")[:8],
+            version.run_id[:8],
+        )
+    console.print(table)

@@ -1,0 +1,66 @@
+"""Command-line options shared by several commands (one definition each)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+class TargetName(StrEnum):
+    """Where a command runs."""
+
+    local = "local"
+    azure = "azure"
+
+
+Target = Annotated[
+    TargetName,
+    typer.Option(
+        "--target",
+        envvar="MLOPS_TARGET",
+        help="local: MLflow on SQLite and the Azure ML inference server on this machine. "
+        "azure: an Azure ML workspace named by the infrastructure's stack outputs.",
+    ),
+]
+DataPath = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="CSV or Parquet file with the diabetes schema; default: scikit-learn's bundled data.",
+        dir_okay=False,
+    ),
+]
+RunId = Annotated[
+    str | None, typer.Option("--run-id", help="MLflow run id; default: the latest training run.")
+]
+ModelName = Annotated[
+    str | None,
+    typer.Option(
+        "--model-name",
+        envvar="MLOPS_MODEL_NAME",
+        help="Registered model name [default: diabetes-ridge]",
+    ),
+]
+Alpha = Annotated[float | None, typer.Option("--alpha", help="Ridge regularisation strength.")]
+Seed = Annotated[int | None, typer.Option("--seed", help="Seed of the train/holdout split.")]
+TestSize = Annotated[
+    float | None, typer.Option("--test-size", help="Share of rows held out for evaluation.")
+]
+Metric = Annotated[
+    str | None, typer.Option("--metric", help="Gate metric: rmse, mae or r2 [default: rmse].")
+]
+MinImprovement = Annotated[
+    float | None,
+    typer.Option(
+        "--min-improvement",
+        help="How much better the candidate must be, in metric units; negative = tolerance "
+        "[default: 0, a tie passes].",
+    ),
+]
+FailOnReject = Annotated[
+    bool,
+    typer.Option("--fail-on-reject", help="Exit with code 3 when the gate rejects the candidate."),
+]

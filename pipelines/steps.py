@@ -1,0 +1,306 @@
+"""The lifecycle steps on an MLflow tracking server: data tests, train, gate, register.
+
+Each step reads what the previous one recorded on the MLflow run, so `mlops train`,
+`mlops evaluate` and `mlops register` can run one by one (as the Azure ML pipeline does) or
+chained by `mlops run`. The same code serves the local SQLite store and an Azure ML workspace's
+MLflow endpoint: only the tracking URI differs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from pipelines.errors import MlopsError
+from pipelines.gate import GateConfig, GateDecision, GateError, decide
+from pipelines.registry import (
+    METRIC_TAG_PREFIX,
+    MODEL_ARTIFACT_PATH,
+    TAG_COMMIT,
+    TAG_DATA,
+    TAG_DIGEST,
+    TAG_GOLDEN,
+    TAG_RUN,
+    ModelRegistry,
+    RegisteredVersion,
+    quiet_mlflow,
+)
+from pipelines.settings import EXPERIMENT_NAME, PROJECT_ROOT, Settings
+from scoring.model_bundle import IntegrityError, load_predictor, verify_bundle
+from training.data import FEATURES, TARGET, DataError, fingerprint, load_data
+from training.metrics import mean_baseline, regression_metrics
+from training.model import TrainingConfig, golden_sample, predict, split_data, train_model
+from training.validation import Finding, load_profile, validate
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
+
+HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
+TAG_STAGE = "mlops.stage"
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What `train` produced."""
+
+    run_id: str
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, float]
+    digest: str
+    data_sha256: str
+    rows: int
+
+
+class DataValidationError(MlopsError):
+    """The data failed its tests; `findings` lists every failed rule."""
+
+    def __init__(self, source: str, findings: list[Finding]) -> None:
+        more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
+        super().__init__(
+            f"data validation failed for {source}: {findings[0]}{more}; "
+            "fix the data, or regenerate the reference profile if the change is intended"
+        )
+        self.findings = findings
+
+
+def git_commit() -> str:
+    """The commit being built: Azure DevOps' variable if set, else git, else 'unknown'."""
+    for variable in ("BUILD_SOURCEVERSION", "GIT_COMMIT"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit
+
+
+def load_and_validate(data_path: Path | None) -> pd.DataFrame:
+    """The data tests stage: load the table and run every validation rule."""
+    source = str(data_path) if data_path else "the bundled diabetes data"
+    try:
+        frame = load_data(data_path)
+    except DataError as error:
+        raise MlopsError(str(error)) from error
+    findings = validate(frame, load_profile())
+    if findings:
+        raise DataValidationError(source, findings)
+    return frame
+
+
+class Tracking:
+    """An MLflow tracking server holding the project's experiment."""
+
+    def __init__(self, settings: Settings) -> None:
+        quiet_mlflow()
+        import mlflow
+
+        self.settings = settings
+        self.mlflow = mlflow
+        mlflow.set_tracking_uri(settings.tracking_uri)
+        mlflow.set_registry_uri(settings.tracking_uri)
+        if settings.tracking_uri.startswith("sqlite:"):
+            settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.client: MlflowClient = mlflow.MlflowClient(
+            settings.tracking_uri, settings.tracking_uri
+        )
+        self.registry = ModelRegistry(settings.tracking_uri, settings.model_name)
+
+    def experiment_id(self) -> str:
+        """The experiment's id, created on first use with artifacts under the state directory."""
+        found = self.client.get_experiment_by_name(EXPERIMENT_NAME)
+        if found is not None:
+            return str(found.experiment_id)
+        location = (
+            self.settings.artifact_root.as_uri()
+            if self.settings.tracking_uri.startswith("sqlite:")
+            else None
+        )
+        return str(self.client.create_experiment(EXPERIMENT_NAME, artifact_location=location))
+
+    def get_run(self, run_id: str | None) -> Run:
+        """The given training run, or the latest one."""
+        from mlflow.exceptions import MlflowException
+
+        if run_id is None:
+            runs = self.client.search_runs(
+                [self.experiment_id()],
+                filter_string=f"tags.`{TAG_DIGEST}` != ''",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+            )
+            if not runs:
+                raise MlopsError("there is no training run yet; run `mlops train` first")
+            return runs[0]
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException as error:
+            raise MlopsError(
+                f"run {run_id} does not exist; check the id with `mlflow ui`"
+            ) from error
+        if TAG_DIGEST not in run.data.tags:
+            raise MlopsError(f"run {run_id} is not a training run of this project")
+        return run
+
+    def download_run_bundle(self, run: Run, dest: Path) -> Path:
+        """The run's model bundle, verified against the digest recorded on the run."""
+        local = Path(
+            self.mlflow.artifacts.download_artifacts(
+                run_id=run.info.run_id, artifact_path=MODEL_ARTIFACT_PATH, dst_path=str(dest)
+            )
+        )
+        try:
+            verify_bundle(local, run.data.tags[TAG_DIGEST])
+        except IntegrityError as error:
+            raise MlopsError(
+                f"the model of run {run.info.run_id} failed its integrity check ({error}); "
+                "train again"
+            ) from error
+        return local
+
+    def download_holdout(self, run: Run, dest: Path) -> pd.DataFrame:
+        """The holdout the run was scored on (the gate scores both models on exactly this)."""
+        path = self.mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path=HOLDOUT_ARTIFACT, dst_path=str(dest)
+        )
+        return pd.read_parquet(path)
+
+
+def train(tracking: Tracking, config: TrainingConfig, data_path: Path | None) -> TrainOutcome:
+    """Data tests, then train and log a run with params, metrics, lineage and the model bundle."""
+    from training.bundle import write_bundle
+
+    frame = load_and_validate(data_path)
+    data_sha256 = fingerprint(frame)
+    split = split_data(frame, config)
+    model = train_model(split.x_train, split.y_train, config)
+    metrics = regression_metrics(split.y_test, predict(model, split.x_test))
+    baseline = regression_metrics(split.y_test, mean_baseline(split.y_train, len(split.y_test)))
+    golden = golden_sample(model, split, config)
+    mlflow = tracking.mlflow
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        mlflow.start_run(experiment_id=tracking.experiment_id()) as run,
+    ):
+        bundle = Path(scratch) / MODEL_ARTIFACT_PATH
+        digest = write_bundle(model, bundle)
+        holdout = pd.DataFrame(split.x_test, columns=list(FEATURES)).assign(
+            **{TARGET: split.y_test}
+        )
+        holdout_file = Path(scratch) / Path(HOLDOUT_ARTIFACT).name
+        holdout.to_parquet(holdout_file)
+        mlflow.log_params(config.params() | {"data_source": str(data_path or "bundled")})
+        mlflow.log_metrics(metrics | {f"baseline_{key}": value for key, value in baseline.items()})
+        mlflow.set_tags(
+            {
+                TAG_DATA: data_sha256,
+                TAG_COMMIT: git_commit(),
+                TAG_DIGEST: digest,
+                TAG_GOLDEN: json.dumps(golden.to_dict()),
+                TAG_STAGE: "trained",
+                "data_rows": str(len(frame)),
+            }
+        )
+        mlflow.log_artifacts(str(bundle), MODEL_ARTIFACT_PATH)
+        mlflow.log_artifact(str(holdout_file), str(Path(HOLDOUT_ARTIFACT).parent))
+    return TrainOutcome(run.info.run_id, metrics, baseline, digest, data_sha256, len(frame))
+
+
+def evaluate(
+    tracking: Tracking, run_id: str | None, config: GateConfig
+) -> tuple[str, GateDecision]:
+    """The gate: score the run's model and the production model on the run's holdout.
+
+    With no production model, compare with the mean-predictor baseline logged by the run.
+    Records the decision on the run. Any failure to score is an error, never a pass.
+    """
+    run = tracking.get_run(run_id)
+    run_id = run.info.run_id
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        holdout = tracking.download_holdout(run, root / "holdout")
+        rows = holdout.loc[:, list(FEATURES)].to_numpy(dtype=np.float64)
+        truth = holdout[TARGET].to_numpy(dtype=np.float64)
+        candidate_predict, _ = load_predictor(tracking.download_run_bundle(run, root / "candidate"))
+        candidate = regression_metrics(truth, candidate_predict(rows))[config.metric]
+        production = tracking.registry.production()
+        try:
+            if production is None:
+                key = f"baseline_{config.metric}"
+                if key not in run.data.metrics:
+                    raise GateError(f"run {run_id} has no {key} metric to gate against")
+                decision = decide(config, candidate, run.data.metrics[key], "baseline")
+            else:
+                bundle = tracking.registry.download(production, root / "production")
+                production_predict, _ = load_predictor(bundle)
+                reference = regression_metrics(truth, production_predict(rows))[config.metric]
+                decision = decide(config, candidate, reference, "production", production.version)
+        except GateError as error:
+            raise MlopsError(
+                f"the gate could not decide: {error}; nothing was registered"
+            ) from error
+    tracking.client.log_metric(run_id, "gate_candidate_score", decision.candidate_score)
+    tracking.client.log_metric(run_id, "gate_reference_score", decision.reference_score)
+    for key, value in (decision.as_tags() | {TAG_STAGE: f"gate-{decision.label}"}).items():
+        tracking.client.set_tag(run_id, key, value)
+    return run_id, decision
+
+
+def register(tracking: Tracking, run_id: str | None) -> RegisteredVersion:
+    """Register the run's model, only if the gate passed it; all lineage tags in one call."""
+    run = tracking.get_run(run_id)
+    run_id = run.info.run_id
+    tags = run.data.tags
+    decision = tags.get("gate.decision")
+    if decision is None:
+        raise MlopsError(f"run {run_id} has not been through the gate; run `mlops evaluate` first")
+    if decision != "passed":
+        reason = tags.get("gate.reason", "no reason recorded")
+        raise MlopsError(
+            f"run {run_id} was rejected by the gate ({reason}); a rejected candidate is never "
+            "registered"
+        )
+    existing = [v for v in tracking.registry.versions() if v.run_id == run_id]
+    if existing:
+        raise MlopsError(f"run {run_id} is already registered as {existing[0].ref}")
+    # Verify before registering: never register bytes that differ from what was trained.
+    with tempfile.TemporaryDirectory() as scratch:
+        tracking.download_run_bundle(run, Path(scratch))
+    version_tags = {
+        TAG_DIGEST: tags[TAG_DIGEST],
+        TAG_RUN: run_id,
+        TAG_DATA: tags[TAG_DATA],
+        TAG_COMMIT: tags[TAG_COMMIT],
+        TAG_GOLDEN: tags[TAG_GOLDEN],
+    }
+    version_tags |= {
+        f"{METRIC_TAG_PREFIX}{key}": repr(value)
+        for key, value in run.data.metrics.items()
+        if key in ("rmse", "mae", "r2")
+    }
+    version_tags |= {key: value for key, value in tags.items() if key.startswith("gate.")}
+    version = tracking.registry.register(run_id, version_tags)
+    tracking.client.set_tag(run_id, TAG_STAGE, f"registered-v{version.version}")
+    return version

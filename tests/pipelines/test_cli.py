@@ -1,0 +1,102 @@
+"""The CLI end to end on a temporary state directory, through the real entry point."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from training.data import bundled_diabetes
+
+
+def test_run_then_gate_against_production_then_reject(mlops, state_dir: Path) -> None:
+    code, out = mlops("run")
+    assert code == 0, out
+    assert "gate passed" in out and "mean-predictor baseline" in out
+    assert "registered" in out and "diabetes-ridge:1" in out
+
+    code, out = mlops("run")  # same data and seed: a tie with production, which passes at 0
+    assert code == 0, out
+    assert "production model v1" in out
+    assert "diabetes-ridge:2" in out
+
+    code, out = mlops("run", "--alpha", "1000")
+    assert code == 0, out  # rejection is an outcome, not a crash
+    assert "gate rejected the candidate" in out
+    assert "worse than production model v2" in out
+    assert "Nothing was registered; production is unchanged." in out
+
+    code, out = mlops("run", "--alpha", "1000", "--fail-on-reject")
+    assert code == 3, out
+
+    code, out = mlops("models", "list")
+    assert code == 0, out
+    rows = [line for line in out.splitlines() if line.startswith("│ ")]
+    assert [row.split("│")[1].strip() for row in rows] == ["2", "1"]
+    assert "production" in rows[0] and "production" not in rows[1]
+
+
+def test_step_by_step_and_refused_registration(mlops) -> None:
+    assert mlops("train", "--alpha", "0.5")[0] == 0
+    code, out = mlops("register")
+    assert code == 2 and "has not been through the gate; run `mlops evaluate` first" in out
+    assert mlops("evaluate")[0] == 0
+    code, out = mlops("register")
+    assert code == 0 and "registered diabetes-ridge:1" in out
+    # Nothing is in production yet (register does not promote), so the gate uses the baseline.
+    mlops("train", "--alpha", "1000")
+    code, out = mlops("evaluate", "--metric", "r2", "--fail-on-reject")
+    assert code == 0 and "baseline" in out  # alpha 1000 still beats the plain mean, narrowly
+
+
+def test_bad_data_names_column_and_rule(mlops, tmp_path: Path) -> None:
+    frame = bundled_diabetes()
+    frame.loc[4, "bmi"] = 9.0
+    path = tmp_path / "bad.csv"
+    frame.to_csv(path, index=False)
+    code, out = mlops("run", "--data", str(path))
+    assert code == 2
+    assert "column 'bmi' fails rule 'range'" in out
+    assert "Traceback" not in out
+
+
+def test_user_data_file_is_used(mlops, tmp_path: Path) -> None:
+    path = tmp_path / "data.parquet"
+    bundled_diabetes().sample(frac=0.9, random_state=3).to_parquet(path)
+    code, out = mlops("run", "--data", str(path))
+    assert code == 0, out
+
+
+def test_clear_errors(mlops) -> None:
+    code, out = mlops("train", "--alpha", "-1")
+    assert code == 2 and "alpha must be a number >= 0" in out
+    code, out = mlops("evaluate", "--metric", "accuracy")
+    assert code == 2 and "unknown gate metric 'accuracy'" in out
+    code, out = mlops("evaluate")
+    assert code == 2 and "there is no training run yet" in out
+    code, out = mlops("register", "--run-id", "nope")
+    assert code == 2 and "run nope does not exist" in out
+    code, out = mlops("models", "list")
+    assert code == 0 and "No versions of diabetes-ridge yet" in out
+
+
+def test_console_script_exit_code_and_no_traceback(state_dir: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines", "evaluate", "--metric", "accuracy"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "unknown gate metric" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_data_validate_command(mlops, tmp_path: Path) -> None:
+    code, out = mlops("validate")
+    assert code == 0 and "442 rows passed every rule" in out
+    path = tmp_path / "bad.csv"
+    bundled_diabetes().drop(columns=["s6"]).to_csv(path, index=False)
+    code, out = mlops("validate", "--data", str(path))
+    assert code == 2 and "column 's6' fails rule 'schema.required'" in out
+    assert pd.read_csv(path).shape[1] == 10
