@@ -1,0 +1,1 @@
+"""Targets: where deployments run. `local` (this machine) and `azure` share one interface."""

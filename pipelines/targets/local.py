@@ -1,0 +1,214 @@
+"""The local target: each deployment is the real Azure ML inference server on a loopback port.
+
+State lives in `<state>/deployments/<endpoint>.json` (deployment → model version, port, pid,
+traffic, and the endpoint key, so the file is private to the user). The endpoint's traffic is
+switched all at once: the endpoint URL is the deployment holding 100 percent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import MlopsError
+from pipelines.registry import ModelRegistry, RegisteredVersion
+from pipelines.release.plan import live_slot, validate_traffic
+from pipelines.release.smoke import ScoringClient
+from pipelines.settings import Settings
+
+HEALTH_TIMEOUT_S = 90.0
+
+
+@dataclass
+class DeploymentRecord:
+    """One running inference server."""
+
+    model: str
+    version: str
+    digest: str
+    port: int
+    pid: int
+    log_file: str
+    started_at: float
+
+    @property
+    def url(self) -> str:
+        """Loopback base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class EndpointRecord:
+    """An endpoint: its key, deployments and traffic."""
+
+    name: str
+    key: str
+    deployments: dict[str, DeploymentRecord] = field(default_factory=dict)
+    traffic: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> EndpointRecord:
+        """Parse the state file."""
+        return cls(
+            name=raw["name"],
+            key=raw["key"],
+            deployments={k: DeploymentRecord(**v) for k, v in raw["deployments"].items()},
+            traffic={k: int(v) for k, v in raw["traffic"].items()},
+        )
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (and is not a zombie we already reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except (OSError, IndexError):
+        return True
+    return status != "Z"
+
+
+class LocalTarget:
+    """Deployments as inference-server processes on this machine."""
+
+    name = "local"
+
+    def __init__(self, settings: Settings, registry: ModelRegistry) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.root = settings.deployments_dir
+
+    # -- state -----------------------------------------------------------------------------
+    def _path(self, endpoint: str) -> Path:
+        return self.root / f"{endpoint}.json"
+
+    def endpoint(self, endpoint: str) -> EndpointRecord:
+        """The endpoint's record, created (with a fresh key) on first use."""
+        path = self._path(endpoint)
+        if path.exists():
+            return EndpointRecord.from_dict(json.loads(path.read_text()))
+        return EndpointRecord(name=endpoint, key=secrets.token_urlsafe(32))
+
+    def _save(self, record: EndpointRecord) -> None:
+        # Written to a temporary file then renamed: the record is never half-written. It holds
+        # the endpoint key, so only the owner may read it.
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self._path(record.name)
+        temporary = path.with_suffix(".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as stream:
+            json.dump(asdict(record), stream, indent=2)
+        temporary.replace(path)
+
+    def endpoints(self) -> list[EndpointRecord]:
+        """Every endpoint with a state file."""
+        if not self.root.exists():
+            return []
+        return [self.endpoint(path.stem) for path in sorted(self.root.glob("*.json"))]
+
+    # -- DeploymentTarget ------------------------------------------------------------------
+    def traffic(self, endpoint: str) -> dict[str, int]:
+        """Current traffic shares."""
+        return dict(self.endpoint(endpoint).traffic)
+
+    def deploy(self, endpoint: str, deployment: str, version: RegisteredVersion) -> None:
+        """Download and verify the model, start its server, wait until it is healthy."""
+        from pipelines import scoring_env
+
+        record = self.endpoint(endpoint)
+        self._save(record)  # the key exists before any server is started with it
+        if deployment in record.deployments:
+            self.delete(endpoint, deployment)
+            record = self.endpoint(endpoint)
+        folder = self.root / endpoint / deployment
+        bundle = self.registry.download(version, folder / "model")
+        self.prepare_bundle(bundle)
+        scoring_env.ensure_scoring_env()
+        port = scoring_env.free_port()
+        self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
+        log_file = self.settings.logs_dir / f"{endpoint}-{deployment}.log"
+        process = scoring_env.start_inference_server(
+            bundle,
+            port,
+            api_key=record.key,
+            model_sha256=version.digest,
+            collect_dir=self.settings.collected_dir / f"{endpoint}-{deployment}",
+            log_file=log_file,
+        )
+        deployed = DeploymentRecord(
+            model=version.ref,
+            version=version.version,
+            digest=version.digest,
+            port=port,
+            pid=process.pid,
+            log_file=str(log_file),
+            started_at=time.time(),
+        )
+        record.deployments[deployment] = deployed
+        record.traffic.setdefault(deployment, 0)
+        self._save(record)
+        try:
+            scoring_env.wait_healthy(deployed.url, HEALTH_TIMEOUT_S, process)
+        except MlopsError:
+            self.delete(endpoint, deployment)
+            raise
+
+    def prepare_bundle(self, bundle: Path) -> None:
+        """Hook between download and start (tests use it to inject a corrupted artifact)."""
+
+    def set_traffic(self, endpoint: str, traffic: dict[str, int]) -> None:
+        """Switch traffic (all at once locally)."""
+        validate_traffic(traffic)
+        record = self.endpoint(endpoint)
+        unknown = set(traffic) - set(record.deployments)
+        if unknown:
+            raise MlopsError(f"endpoint {endpoint} has no deployment {', '.join(sorted(unknown))}")
+        record.traffic = {name: traffic.get(name, 0) for name in record.deployments}
+        self._save(record)
+
+    def delete(self, endpoint: str, deployment: str) -> None:
+        """Stop the server and forget the deployment (its traffic share goes with it)."""
+        from pipelines import scoring_env
+
+        record = self.endpoint(endpoint)
+        deployed = record.deployments.pop(deployment, None)
+        if deployed is not None and process_alive(deployed.pid):
+            scoring_env.stop_process(deployed.pid)
+        record.traffic.pop(deployment, None)
+        shutil.rmtree(self.root / endpoint / deployment, ignore_errors=True)
+        if record.deployments:
+            self._save(record)
+        elif self._path(endpoint).exists():
+            self._path(endpoint).unlink()
+
+    def client(self, endpoint: str, deployment: str | None = None) -> ScoringClient:
+        """A deployment directly, or the endpoint (the deployment holding the traffic)."""
+        record = self.endpoint(endpoint)
+        name = deployment or live_slot(record.traffic)
+        if name is None or name not in record.deployments:
+            what = f"deployment {deployment}" if deployment else "a deployment taking traffic"
+            raise MlopsError(
+                f"endpoint {endpoint} has no {what}; run `mlops release` to deploy a model"
+            )
+        return ScoringClient(base_url=record.deployments[name].url, key=record.key)
+
+    # -- operations ------------------------------------------------------------------------
+    def teardown(self) -> list[str]:
+        """Stop every local deployment; returns what was stopped."""
+        stopped = []
+        for record in self.endpoints():
+            for deployment in list(record.deployments):
+                self.delete(record.name, deployment)
+                stopped.append(f"{record.name}/{deployment}")
+        shutil.rmtree(self.root, ignore_errors=True)
+        return stopped
