@@ -6,7 +6,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -27,6 +27,13 @@ from pipelines.options import (
     TargetName,
     TestSize,
 )
+from pipelines.release_commands import (
+    batch_score_command,
+    endpoints_app,
+    release_command,
+    serve_command,
+    teardown_command,
+)
 
 if TYPE_CHECKING:
     from pipelines.gate import GateConfig, GateDecision
@@ -44,8 +51,6 @@ app = typer.Typer(
     add_completion=False,
 )
 models_app = typer.Typer(help="Registered model versions.", no_args_is_help=True)
-app.add_typer(models_app, name="models")
-app.add_typer(infra_app, name="infra")
 
 
 def main() -> None:
@@ -209,10 +214,17 @@ def run(
     metric: Metric = None,
     min_improvement: MinImprovement = None,
     fail_on_reject: FailOnReject = False,
+    release: Annotated[
+        bool,
+        typer.Option(
+            "--release/--no-release",
+            help="After registration, release: QA → smoke → production blue/green → smoke.",
+        ),
+    ] = True,
     model_name: ModelName = None,
     target: Target = TargetName.local,
 ) -> None:
-    """The whole chain: data tests → train → gate → register → promote, with a summary."""
+    """The whole chain: data tests → train → gate → register → release, with a summary."""
     from pipelines.steps import evaluate as evaluate_step
     from pipelines.steps import register as register_step
 
@@ -227,8 +239,13 @@ def run(
     if decision.passed:
         with step("Registration"):
             version = register_step(tracking, outcome.run_id)
-        with step(f"Promotion of {version.ref} to production"):
-            tracking.registry.set_production(version)
+        if release:
+            from pipelines.release_commands import local_target, run_release
+
+            settings, local = local_target(target, model_name)
+            run_release(settings, local, version)
+        else:
+            console.print(f"  not released; next: mlops release --model {version.ref}")
     summary(tracking, outcome.run_id, outcome.metrics, decision, version)
     if not decision.passed and fail_on_reject:
         raise typer.Exit(REJECTED_EXIT_CODE)
@@ -275,3 +292,13 @@ def models_list(model_name: ModelName = None, target: Target = TargetName.local)
             version.run_id[:8],
         )
     console.print(table)
+
+
+# Serving and operations come after the lifecycle steps in `mlops --help`.
+app.command("release")(release_command)
+app.command("serve")(serve_command)
+app.add_typer(endpoints_app, name="endpoints")
+app.command("batch-score")(batch_score_command)
+app.command("teardown")(teardown_command)
+app.add_typer(models_app, name="models")
+app.add_typer(infra_app, name="infra")

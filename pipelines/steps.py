@@ -36,8 +36,8 @@ from pipelines.registry import (
 from pipelines.settings import EXPERIMENT_NAME, PROJECT_ROOT, Settings
 from scoring.model_bundle import IntegrityError, load_predictor, verify_bundle
 from training.data import FEATURES, TARGET, DataError, fingerprint, load_data
-from training.metrics import mean_baseline, regression_metrics
-from training.model import TrainingConfig, golden_sample, predict, split_data, train_model
+from training.metrics import regression_metrics
+from training.model import TrainingConfig, fit_and_evaluate
 from training.validation import Finding, load_profile, validate
 
 if TYPE_CHECKING:
@@ -194,38 +194,40 @@ def train(tracking: Tracking, config: TrainingConfig, data_path: Path | None) ->
 
     frame = load_and_validate(data_path)
     data_sha256 = fingerprint(frame)
-    split = split_data(frame, config)
-    model = train_model(split.x_train, split.y_train, config)
-    metrics = regression_metrics(split.y_test, predict(model, split.x_test))
-    baseline = regression_metrics(split.y_test, mean_baseline(split.y_train, len(split.y_test)))
-    golden = golden_sample(model, split, config)
+    result = fit_and_evaluate(frame, config)
+    split = result.split
     mlflow = tracking.mlflow
     with (
         tempfile.TemporaryDirectory() as scratch,
         mlflow.start_run(experiment_id=tracking.experiment_id()) as run,
     ):
         bundle = Path(scratch) / MODEL_ARTIFACT_PATH
-        digest = write_bundle(model, bundle)
+        digest = write_bundle(result.model, bundle)
         holdout = pd.DataFrame(split.x_test, columns=list(FEATURES)).assign(
             **{TARGET: split.y_test}
         )
         holdout_file = Path(scratch) / Path(HOLDOUT_ARTIFACT).name
         holdout.to_parquet(holdout_file)
         mlflow.log_params(config.params() | {"data_source": str(data_path or "bundled")})
-        mlflow.log_metrics(metrics | {f"baseline_{key}": value for key, value in baseline.items()})
+        mlflow.log_metrics(
+            result.metrics
+            | {f"baseline_{key}": value for key, value in result.baseline_metrics.items()}
+        )
         mlflow.set_tags(
             {
                 TAG_DATA: data_sha256,
                 TAG_COMMIT: git_commit(),
                 TAG_DIGEST: digest,
-                TAG_GOLDEN: json.dumps(golden.to_dict()),
+                TAG_GOLDEN: json.dumps(result.golden.to_dict()),
                 TAG_STAGE: "trained",
                 "data_rows": str(len(frame)),
             }
         )
         mlflow.log_artifacts(str(bundle), MODEL_ARTIFACT_PATH)
         mlflow.log_artifact(str(holdout_file), str(Path(HOLDOUT_ARTIFACT).parent))
-    return TrainOutcome(run.info.run_id, metrics, baseline, digest, data_sha256, len(frame))
+    return TrainOutcome(
+        run.info.run_id, result.metrics, result.baseline_metrics, digest, data_sha256, len(frame)
+    )
 
 
 def evaluate(

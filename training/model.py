@@ -11,6 +11,7 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import train_test_split
 
 from training.data import FEATURES, TARGET
+from training.metrics import mean_baseline, regression_metrics
 
 
 @dataclass(frozen=True)
@@ -97,3 +98,29 @@ def linear_spec(model: Ridge) -> dict[str, Any]:
         "coef": [float(value) for value in model.coef_],
         "intercept": float(model.intercept_),
     }
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """Everything one training produces, before anything is written anywhere."""
+
+    model: Ridge
+    split: Split
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, float]
+    golden: GoldenSample
+
+
+def fit_and_evaluate(frame: pd.DataFrame, config: TrainingConfig) -> TrainingResult:
+    """Split, fit, score on the holdout (model and mean baseline), and take the golden sample."""
+    split = split_data(frame, config)
+    model = train_model(split.x_train, split.y_train, config)
+    return TrainingResult(
+        model=model,
+        split=split,
+        metrics=regression_metrics(split.y_test, predict(model, split.x_test)),
+        baseline_metrics=regression_metrics(
+            split.y_test, mean_baseline(split.y_train, len(split.y_test))
+        ),
+        golden=golden_sample(model, split, config),
+    )

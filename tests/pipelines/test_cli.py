@@ -9,22 +9,33 @@ import pandas as pd
 from training.data import bundled_diabetes
 
 
-def test_run_then_gate_against_production_then_reject(mlops, state_dir: Path) -> None:
-    code, out = mlops("run")
+def test_run_gates_against_production_and_rejects_a_worse_model(mlops) -> None:
+    code, out = mlops("run", "--no-release")
     assert code == 0, out
-    assert "gate passed" in out and "mean-predictor baseline" in out
-    assert "registered" in out and "diabetes-ridge:1" in out
+    assert "gate passed" in out
+    assert "mean-predictor baseline" in out
+    assert "registered" in out
+    assert "not released; next: mlops release --model diabetes-ridge:1" in out
 
-    code, out = mlops("run")  # same data and seed: a tie with production, which passes at 0
+    # Without a release nothing moved the alias: promote v1 as a successful release would.
+    from pipelines.registry import ModelRegistry
+    from pipelines.settings import load_settings
+
+    settings = load_settings()
+    registry = ModelRegistry(settings.tracking_uri, settings.model_name)
+    registry.set_production(registry.get("diabetes-ridge:1"))
+
+    code, out = mlops("run", "--no-release")  # same data and seed: a tie, which passes at 0
     assert code == 0, out
     assert "production model v1" in out
     assert "diabetes-ridge:2" in out
 
-    code, out = mlops("run", "--alpha", "1000")
+    code, out = mlops("run", "--alpha", "1000")  # rejected before any release is attempted
     assert code == 0, out  # rejection is an outcome, not a crash
     assert "gate rejected the candidate" in out
-    assert "worse than production model v2" in out
+    assert "worse than production model v1" in out
     assert "Nothing was registered; production is unchanged." in out
+    assert registry.production().version == "1"
 
     code, out = mlops("run", "--alpha", "1000", "--fail-on-reject")
     assert code == 3, out
@@ -33,7 +44,8 @@ def test_run_then_gate_against_production_then_reject(mlops, state_dir: Path) ->
     assert code == 0, out
     rows = [line for line in out.splitlines() if line.startswith("│ ")]
     assert [row.split("│")[1].strip() for row in rows] == ["2", "1"]
-    assert "production" in rows[0] and "production" not in rows[1]
+    aliases = [row.split("│")[2].strip() for row in rows]
+    assert aliases == ["-", "production"]
 
 
 def test_step_by_step_and_refused_registration(mlops) -> None:
@@ -54,7 +66,7 @@ def test_bad_data_names_column_and_rule(mlops, tmp_path: Path) -> None:
     frame.loc[4, "bmi"] = 9.0
     path = tmp_path / "bad.csv"
     frame.to_csv(path, index=False)
-    code, out = mlops("run", "--data", str(path))
+    code, out = mlops("run", "--no-release", "--data", str(path))
     assert code == 2
     assert "column 'bmi' fails rule 'range'" in out
     assert "Traceback" not in out
@@ -63,7 +75,7 @@ def test_bad_data_names_column_and_rule(mlops, tmp_path: Path) -> None:
 def test_user_data_file_is_used(mlops, tmp_path: Path) -> None:
     path = tmp_path / "data.parquet"
     bundled_diabetes().sample(frac=0.9, random_state=3).to_parquet(path)
-    code, out = mlops("run", "--data", str(path))
+    code, out = mlops("run", "--no-release", "--data", str(path))
     assert code == 0, out
 
 

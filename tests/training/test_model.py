@@ -70,3 +70,18 @@ def test_fingerprint_changes_with_content() -> None:
 def test_invalid_config(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         TrainingConfig(**kwargs)
+
+
+def test_training_entry_point_writes_bundle_and_report(tmp_path) -> None:
+    import json
+
+    from scoring.model_bundle import verify_bundle
+    from training.train import main
+
+    assert main(["--output", str(tmp_path), "--alpha", "0.3", "--seed", "7"]) == 0
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["params"]["alpha"] == 0.3
+    assert report["params"]["seed"] == 7
+    assert verify_bundle(tmp_path / "model") == report["model_sha256"]
+    assert report["metrics"]["rmse"] < report["baseline_metrics"]["rmse"]
+    assert main(["--output", str(tmp_path), "--alpha", "-1"]) == 2

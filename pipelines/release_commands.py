@@ -1,0 +1,231 @@
+"""`mlops release`, `serve`, `endpoints`, `teardown`, `batch-score`: serving on a target."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from pipelines.console import console
+from pipelines.errors import MlopsError
+from pipelines.options import ModelName, Target, TargetName
+
+if TYPE_CHECKING:
+    from pipelines.registry import ModelRegistry, RegisteredVersion
+    from pipelines.release.runner import ReleaseLog
+    from pipelines.settings import Settings
+    from pipelines.targets.local import LocalTarget
+
+endpoints_app = typer.Typer(
+    help="Local or Azure endpoints: list and call them.", no_args_is_help=True
+)
+
+ModelRef = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Model reference: NAME@ALIAS or NAME:VERSION, e.g. diabetes-ridge@production "
+        "[default: the newest registered version].",
+    ),
+]
+
+
+def local_target(target: TargetName, model_name: str | None) -> tuple[Settings, LocalTarget]:
+    """Settings and the deployment target for a command."""
+    if target is TargetName.azure:
+        raise MlopsError(
+            "--target azure is not available in this version yet; use --target local (the default)"
+        )
+    from pipelines.registry import ModelRegistry
+    from pipelines.settings import load_settings
+    from pipelines.targets.local import LocalTarget
+
+    settings = load_settings(model_name)
+    return settings, LocalTarget(
+        settings, ModelRegistry(settings.tracking_uri, settings.model_name)
+    )
+
+
+def resolve(registry: ModelRegistry, reference: str | None) -> RegisteredVersion:
+    """The referenced version, or the newest one."""
+    if reference:
+        return registry.get(reference)
+    versions = registry.versions()
+    if not versions:
+        raise MlopsError(
+            f"no version of {registry.model_name} is registered; run `mlops run` first"
+        )
+    return versions[0]
+
+
+def run_release(settings: Settings, target: LocalTarget, version: RegisteredVersion) -> ReleaseLog:
+    """QA → smoke → production blue/green → smoke, with progress; writes the reports."""
+    from pipelines.release.runner import release
+
+    console.print(f"[bold]Releasing {version.ref}[/] (QA, then production blue/green)")
+    reports = settings.state_dir / "reports"
+    log = release(target, target.registry, version, lambda line: console.print(f"  → {line}"))
+    log.write(reports)
+    console.print(f"[green]✓[/] {version.ref} is in production; smoke reports in {reports}")
+    return log
+
+
+@endpoints_app.command("list")
+def endpoints_list(model_name: ModelName = None, target: Target = TargetName.local) -> None:
+    """Endpoints, their deployments (model version, port, pid, health) and traffic."""
+    from pipelines.targets.local import process_alive
+
+    _, local = local_target(target, model_name)
+    records = local.endpoints()
+    if not records:
+        console.print("No endpoints are deployed; run `mlops release` (or `make demo`).")
+        return
+    table = Table(title="Local endpoints")
+    for column in ("endpoint", "deployment", "model", "traffic", "url", "pid", "state"):
+        table.add_column(column, no_wrap=True)
+    for record in records:
+        for name, deployed in record.deployments.items():
+            alive = process_alive(deployed.pid)
+            table.add_row(
+                record.name,
+                name,
+                deployed.model,
+                f"{record.traffic.get(name, 0)}%",
+                deployed.url,
+                str(deployed.pid),
+                "[green]running[/]" if alive else "[red]stopped[/]",
+            )
+    console.print(table)
+
+
+@endpoints_app.command("invoke")
+def endpoints_invoke(
+    endpoint: Annotated[str, typer.Argument(help="Endpoint name: qa or prod.")] = "prod",
+    data: Annotated[
+        str | None, typer.Option("--data", help='Rows as JSON, e.g. "[[0.03, 0.05, ...]]".')
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help='A JSON request body file ({"data": [...]}).')
+    ] = None,
+    deployment: Annotated[
+        str | None, typer.Option("--deployment", help="Call one deployment directly.")
+    ] = None,
+    model_name: ModelName = None,
+    target: Target = TargetName.local,
+) -> None:
+    """Score rows on an endpoint (the key is sent for you and never printed)."""
+    import httpx
+
+    _, local = local_target(target, model_name)
+    client = local.client(endpoint, deployment)
+    if (data is None) == (file is None):
+        raise MlopsError("pass exactly one of --data '[[...10 numbers...]]' or --file request.json")
+    try:
+        payload = {"data": json.loads(data)} if data is not None else json.loads(file.read_text())  # type: ignore[union-attr]
+    except (ValueError, OSError) as error:
+        raise MlopsError(
+            f"the request is not readable JSON ({error}); check --data or --file"
+        ) from error
+    try:
+        response = client.score(payload)
+    except httpx.HTTPError as error:
+        raise MlopsError(
+            f"endpoint {endpoint} did not answer ({error}); check `mlops endpoints list`"
+        ) from error
+    console.print_json(response.text) if _is_json(response.text) else console.print(response.text)
+    if response.status_code >= 400:
+        raise MlopsError(f"endpoint {endpoint} answered {response.status_code}", exit_code=1)
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def release_command(
+    model: ModelRef = None, model_name: ModelName = None, target: Target = TargetName.local
+) -> None:
+    """Deploy to QA, smoke test, then production blue/green with rollback; the alias moves last."""
+    settings, local = local_target(target, model_name)
+    run_release(settings, local, resolve(local.registry, model))
+
+
+def teardown_command(model_name: ModelName = None, target: Target = TargetName.local) -> None:
+    """Stop every local deployment and forget the endpoints (models stay registered)."""
+    _, local = local_target(target, model_name)
+    stopped = local.teardown()
+    console.print(
+        f"Stopped {len(stopped)} deployment(s){': ' + ', '.join(stopped) if stopped else ''}."
+    )
+
+
+def serve_command(
+    model: ModelRef = None,
+    port: Annotated[int, typer.Option("--port", help="Loopback port.", min=1, max=65535)] = 8123,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="SCORING_API_KEY",
+            help="Require 'Authorization: Bearer KEY' (default: no auth, for debugging).",
+        ),
+    ] = None,
+    model_name: ModelName = None,
+    target: Target = TargetName.local,
+) -> None:
+    """Run one inference server in the foreground (Ctrl-C stops it)."""
+    from pipelines import scoring_env
+
+    settings, local = local_target(target, model_name)
+    version = resolve(local.registry, model)
+    folder = settings.state_dir / "serve" / str(port)
+    bundle = local.registry.download(version, folder / "model")
+    scoring_env.ensure_scoring_env()
+    console.print(
+        f"Serving {version.ref} on http://127.0.0.1:{port}/score "
+        f"({'key required' if api_key else 'no auth'}); Ctrl-C to stop"
+    )
+    process = scoring_env.start_inference_server(
+        bundle,
+        port,
+        api_key=api_key,
+        model_sha256=version.digest,
+        collect_dir=settings.collected_dir / f"serve-{port}",
+    )
+    try:
+        process.wait()
+    except KeyboardInterrupt:
+        console.print("stopping")
+    finally:
+        scoring_env.stop_process(process)
+
+
+def batch_score_command(
+    input_dir: Annotated[
+        Path,
+        typer.Option(
+            "--input", help="Folder of CSV or Parquet files.", file_okay=False, exists=True
+        ),
+    ],
+    output: Annotated[Path, typer.Option("--output", help="File the predictions are written to.")],
+    model: ModelRef = None,
+    model_name: ModelName = None,
+    target: Target = TargetName.local,
+) -> None:
+    """Score every CSV/Parquet file of a folder with the batch driver."""
+    from scoring.batch_driver import score_files
+
+    _, local = local_target(target, model_name)
+    version = resolve(local.registry, model or f"{local.registry.model_name}@production")
+    with tempfile.TemporaryDirectory() as scratch:
+        bundle = local.registry.download(version, Path(scratch) / "model")
+        with console.status(f"Scoring files in {input_dir} with {version.ref}…"):
+            rows = score_files(bundle, input_dir, output, version.digest)
+    console.print(f"[green]✓[/] {rows} rows scored with {version.ref} → {output}")
