@@ -6,6 +6,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -23,6 +24,7 @@ from pipelines.options import (
     ModelName,
     RunId,
     Seed,
+    SummaryFile,
     Target,
     TargetName,
     TestSize,
@@ -113,6 +115,24 @@ def metrics_text(metrics: dict[str, float]) -> str:
     )
 
 
+def write_gate_summary(path: Path, decision: GateDecision, version: str | None) -> None:
+    """The gate outcome as Markdown, for a CI run summary."""
+    outcome = (
+        f"registered as `{version}`"
+        if version
+        else ("nothing registered" if not decision.passed else "not registered yet")
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"## Gate: {decision.label}\n\n{decision.reason}.\n\n"
+        f"| metric | candidate | {decision.reference_kind} | change | required |\n"
+        "| --- | --- | --- | --- | --- |\n"
+        f"| {decision.metric} | {decision.candidate_score:.4f} | "
+        f"{decision.reference_score:.4f} | {decision.improvement:+.4f} | "
+        f"{decision.min_improvement:+g} |\n\nOutcome: {outcome}.\n"
+    )
+
+
 def report_decision(decision: GateDecision) -> None:
     """Print the gate outcome: a rejection is an outcome, explained, not a crash."""
     if decision.passed:
@@ -177,6 +197,7 @@ def evaluate(
     metric: Metric = None,
     min_improvement: MinImprovement = None,
     fail_on_reject: FailOnReject = False,
+    summary_file: SummaryFile = None,
     model_name: ModelName = None,
     target: Target = TargetName.local,
 ) -> None:
@@ -188,6 +209,8 @@ def evaluate(
     with step("Gate"):
         _, decision = evaluate_step(tracking, run_id, config)
     report_decision(decision)
+    if summary_file is not None:
+        write_gate_summary(summary_file, decision, None)
     if not decision.passed and fail_on_reject:
         raise typer.Exit(REJECTED_EXIT_CODE)
 
@@ -221,6 +244,7 @@ def run(
             help="After registration, release: QA → smoke → production blue/green → smoke.",
         ),
     ] = True,
+    summary_file: SummaryFile = None,
     model_name: ModelName = None,
     target: Target = TargetName.local,
 ) -> None:
@@ -239,6 +263,9 @@ def run(
     if decision.passed:
         with step("Registration"):
             version = register_step(tracking, outcome.run_id)
+    if summary_file is not None:
+        write_gate_summary(summary_file, decision, version.ref if version else None)
+    if version is not None:
         if release:
             from pipelines.release_commands import local_target, run_release
 

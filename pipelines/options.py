@@ -64,3 +64,11 @@ FailOnReject = Annotated[
     bool,
     typer.Option("--fail-on-reject", help="Exit with code 3 when the gate rejects the candidate."),
 ]
+SummaryFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--summary-file",
+        help="Also write the gate outcome as Markdown here (for a CI run summary).",
+        dir_okay=False,
+    ),
+]

@@ -62,12 +62,17 @@ def resolve(registry: ModelRegistry, reference: str | None) -> RegisteredVersion
     return versions[0]
 
 
-def run_release(settings: Settings, target: LocalTarget, version: RegisteredVersion) -> ReleaseLog:
+def run_release(
+    settings: Settings,
+    target: LocalTarget,
+    version: RegisteredVersion,
+    report_dir: Path | None = None,
+) -> ReleaseLog:
     """QA → smoke → production blue/green → smoke, with progress; writes the reports."""
     from pipelines.release.runner import release
 
     console.print(f"[bold]Releasing {version.ref}[/] (QA, then production blue/green)")
-    reports = settings.state_dir / "reports"
+    reports = report_dir or settings.state_dir / "reports"
     log = release(target, target.registry, version, lambda line: console.print(f"  → {line}"))
     log.write(reports)
     console.print(f"[green]✓[/] {version.ref} is in production; smoke reports in {reports}")
@@ -150,11 +155,21 @@ def _is_json(text: str) -> bool:
 
 
 def release_command(
-    model: ModelRef = None, model_name: ModelName = None, target: Target = TargetName.local
+    model: ModelRef = None,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--report-dir",
+            help="Where release.json (steps, smoke-test reports) goes [default: .mlops/reports].",
+            file_okay=False,
+        ),
+    ] = None,
+    model_name: ModelName = None,
+    target: Target = TargetName.local,
 ) -> None:
     """Deploy to QA, smoke test, then production blue/green with rollback; the alias moves last."""
     settings, local = local_target(target, model_name)
-    run_release(settings, local, resolve(local.registry, model))
+    run_release(settings, local, resolve(local.registry, model), report_dir)
 
 
 def teardown_command(model_name: ModelName = None, target: Target = TargetName.local) -> None:

@@ -112,3 +112,18 @@ def test_data_validate_command(mlops, tmp_path: Path) -> None:
     code, out = mlops("validate", "--data", str(path))
     assert code == 2 and "column 's6' fails rule 'schema.required'" in out
     assert pd.read_csv(path).shape[1] == 10
+
+
+def test_gate_summary_file_for_ci(mlops, tmp_path: Path) -> None:
+    summary = tmp_path / "out" / "gate.md"
+    code, out = mlops("run", "--no-release", "--summary-file", str(summary))
+    assert code == 0, out
+    text = summary.read_text()
+    assert text.startswith("## Gate: passed")
+    assert "| rmse |" in text
+    assert "registered as `diabetes-ridge:1`" in text
+    mlops("train", "--alpha", "1000")
+    code, _ = mlops("evaluate", "--min-improvement", "100", "--summary-file", str(summary))
+    assert code == 0
+    assert summary.read_text().startswith("## Gate: rejected")
+    assert "nothing registered" in summary.read_text()
