@@ -67,15 +67,20 @@ def run_release(
     target: LocalTarget,
     version: RegisteredVersion,
     report_dir: Path | None = None,
+    stage: str = "all",
 ) -> ReleaseLog:
     """QA → smoke → production blue/green → smoke, with progress; writes the reports."""
     from pipelines.release.runner import release
 
-    console.print(f"[bold]Releasing {version.ref}[/] (QA, then production blue/green)")
+    what = {"all": "QA, then production blue/green", "qa": "QA only", "prod": "production only"}
+    console.print(f"[bold]Releasing {version.ref}[/] ({what.get(stage, stage)})")
     reports = report_dir or settings.state_dir / "reports"
-    log = release(target, target.registry, version, lambda line: console.print(f"  → {line}"))
+    log = release(
+        target, target.registry, version, lambda line: console.print(f"  → {line}"), stage=stage
+    )
     log.write(reports)
-    console.print(f"[green]✓[/] {version.ref} is in production; smoke reports in {reports}")
+    where = "QA passed its smoke test" if stage == "qa" else "is in production"
+    console.print(f"[green]✓[/] {version.ref} {where}; smoke reports in {reports}")
     return log
 
 
@@ -164,12 +169,20 @@ def release_command(
             file_okay=False,
         ),
     ] = None,
+    stage: Annotated[
+        str,
+        typer.Option(
+            "--stage",
+            help="all: QA then production; qa or prod: one half (CI runs them with an approval "
+            "between).",
+        ),
+    ] = "all",
     model_name: ModelName = None,
     target: Target = TargetName.local,
 ) -> None:
     """Deploy to QA, smoke test, then production blue/green with rollback; the alias moves last."""
     settings, local = local_target(target, model_name)
-    run_release(settings, local, resolve(local.registry, model), report_dir)
+    run_release(settings, local, resolve(local.registry, model), report_dir, stage)
 
 
 def teardown_command(model_name: ModelName = None, target: Target = TargetName.local) -> None:

@@ -134,18 +134,37 @@ class Runner:
         return f"rolled back; {where}"
 
 
+RELEASE_STAGES = ("all", "qa", "prod")
+
+
 def release(
     target: DeploymentTarget,
     registry: ModelRegistry,
     version: RegisteredVersion,
     progress: Progress = lambda _: None,
-    stages: Sequence[int] = (100,),
+    traffic_stages: Sequence[int] = (100,),
+    stage: str = "all",
 ) -> ReleaseLog:
-    """QA deploy and smoke test, then production blue/green; the alias moves last."""
+    """QA deploy and smoke test, then production blue/green; the alias moves last.
+
+    `stage` runs one half alone ("qa" or "prod"), as a CI pipeline does with an approval
+    between the two.
+    """
+    if stage not in RELEASE_STAGES:
+        raise MlopsError(f"unknown release stage '{stage}'; use one of {', '.join(RELEASE_STAGES)}")
     runner = Runner(target, registry, version, progress)
-    runner.execute(qa_plan())
-    runner.execute(production_plan(target.traffic(PROD_ENDPOINT), stages))
+    if stage in ("all", "qa"):
+        runner.execute(qa_plan())
+    if stage in ("all", "prod"):
+        runner.execute(production_plan(target.traffic(PROD_ENDPOINT), traffic_stages))
     return runner.log
 
 
-__all__ = ["PROD_ENDPOINT", "QA_ENDPOINT", "ReleaseError", "ReleaseLog", "release"]
+__all__ = [
+    "PROD_ENDPOINT",
+    "QA_ENDPOINT",
+    "RELEASE_STAGES",
+    "ReleaseError",
+    "ReleaseLog",
+    "release",
+]
