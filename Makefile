@@ -27,8 +27,17 @@ $(OPS_STAMP): pyproject.toml uv.lock | $(UV)
 
 bootstrap: $(OPS_STAMP) ## Create or update the ops environment
 
-demo: $(OPS_STAMP) ## Run the whole local lifecycle: data tests, train, gate, register
-	$(RUN) mlops run
+# KEEP_SERVING=1 leaves the endpoints running after the demo (stop them with `mlops teardown`).
+KEEP_SERVING ?= 0
+
+demo: $(OPS_STAMP) ## The whole local lifecycle: data tests, train, gate, register, QA, blue/green
+	@status=0; $(RUN) mlops run || status=$$?; \
+	if [ "$(KEEP_SERVING)" = 1 ] && [ $$status = 0 ]; then \
+		echo "Endpoints keep serving: uv run mlops endpoints list; stop them with uv run mlops teardown"; \
+	else \
+		$(RUN) mlops teardown; \
+	fi; \
+	exit $$status
 
 lint: $(OPS_STAMP) ## ruff lint and format check
 	$(RUN) ruff check .

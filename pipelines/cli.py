@@ -265,15 +265,17 @@ def run(
             version = register_step(tracking, outcome.run_id)
     if summary_file is not None:
         write_gate_summary(summary_file, decision, version.ref if version else None)
+    deployed: dict[str, str] = {}
     if version is not None:
         if release:
-            from pipelines.release_commands import local_target, run_release
+            from pipelines.release_commands import describe_endpoints, local_target, run_release
 
             settings, local = local_target(target, model_name)
             run_release(settings, local, version)
+            deployed = describe_endpoints(local)
         else:
             console.print(f"  not released; next: mlops release --model {version.ref}")
-    summary(tracking, outcome.run_id, outcome.metrics, decision, version)
+    summary(tracking, outcome.run_id, outcome.metrics, decision, version, deployed)
     if not decision.passed and fail_on_reject:
         raise typer.Exit(REJECTED_EXIT_CODE)
 
@@ -284,16 +286,25 @@ def summary(
     metrics: dict[str, float],
     decision: GateDecision,
     version: RegisteredVersion | None,
+    deployed: dict[str, str] | None = None,
 ) -> None:
-    """The closing table of `mlops run`."""
+    """The closing table of `mlops run`: what happened and what to do next."""
     production = tracking.registry.production()
     table = Table(title="Summary", show_header=False, title_justify="left")
     table.add_row("run", run_id)
     table.add_row("holdout metrics", metrics_text(metrics))
-    table.add_row("gate", f"{decision.label} ({decision.metric}, vs {decision.reference_kind})")
+    table.add_row("gate", f"{decision.label}: {decision.reason}")
     table.add_row("registered", version.ref if version else "nothing (rejected)")
-    table.add_row("production", production.ref if production else "none")
-    table.add_row("tracking", tracking.settings.tracking_uri)
+    table.add_row("production alias", production.ref if production else "none")
+    for endpoint, description in (deployed or {}).items():
+        table.add_row(f"endpoint {endpoint}", description)
+    if deployed:
+        table.add_row(
+            "call it",
+            "uv run mlops endpoints invoke prod --data '[[0.03, 0.05, 0.06, "
+            "0.02, -0.04, -0.03, -0.04, -0.00, 0.02, -0.02]]'",
+        )
+    table.add_row("MLflow UI", "make mlflow-ui  →  http://127.0.0.1:5000")
     console.print(table)
 
 

@@ -84,6 +84,17 @@ def run_release(
     return log
 
 
+def describe_endpoints(target: LocalTarget) -> dict[str, str]:
+    """One line per endpoint: which model serves where, with what traffic."""
+    return {
+        record.name: ", ".join(
+            f"{name}: {deployed.model} at {deployed.url} ({record.traffic.get(name, 0)}%)"
+            for name, deployed in record.deployments.items()
+        )
+        for record in target.endpoints()
+    }
+
+
 @endpoints_app.command("list")
 def endpoints_list(model_name: ModelName = None, target: Target = TargetName.local) -> None:
     """Endpoints, their deployments (model version, port, pid, health) and traffic."""

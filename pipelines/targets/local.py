@@ -196,7 +196,7 @@ class LocalTarget:
         record = self.endpoint(endpoint)
         name = deployment or live_slot(record.traffic)
         if name is None or name not in record.deployments:
-            what = f"deployment {deployment}" if deployment else "a deployment taking traffic"
+            what = f"deployment {deployment}" if deployment else "deployment taking traffic"
             raise MlopsError(
                 f"endpoint {endpoint} has no {what}; run `mlops release` to deploy a model"
             )
