@@ -146,7 +146,11 @@ def endpoints_invoke(
     if (data is None) == (file is None):
         raise MlopsError("pass exactly one of --data '[[...10 numbers...]]' or --file request.json")
     try:
-        payload = {"data": json.loads(data)} if data is not None else json.loads(file.read_text())  # type: ignore[union-attr]
+        if data is not None:
+            payload = {"data": json.loads(data)}
+        else:
+            assert file is not None  # exactly one of the two, checked above
+            payload = json.loads(file.read_text())
     except (ValueError, OSError) as error:
         raise MlopsError(
             f"the request is not readable JSON ({error}); check --data or --file"
