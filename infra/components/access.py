@@ -1,0 +1,155 @@
+"""Key Vault secrets and the role assignments of the platform's identities.
+
+Secrets: values come only from Pulumi config secrets (`pulumi config set --secret`), and
+every secret has a content type and an expiry date. Grants: each identity gets the one
+built-in role it needs on the one resource it needs it on; nothing is granted on a
+resource group or subscription and no one gets Owner or Contributor. Grants that must
+exist before a resource is created live next to it (ACI AcrPull, AKS subnet).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_azure_native import keyvault
+
+from infra.components.common import ClientConfig, child, grant
+from infra.settings import Settings
+
+
+@dataclass(frozen=True)
+class Principals:
+    """Identities created elsewhere in the stack that need data-plane access."""
+
+    workspace: pulumi.Output[str]
+    training_compute: pulumi.Output[str]
+    online_endpoint: pulumi.Output[str]
+    kubelet: pulumi.Output[str] | None
+
+
+@dataclass(frozen=True)
+class Scopes:
+    """Resources the grants are scoped to."""
+
+    acr: pulumi.Output[str]
+    storage: pulumi.Output[str]
+    key_vault: pulumi.Output[str]
+    workspace: pulumi.Output[str]
+    registry: pulumi.Output[str]
+
+
+class SecretsAndAccess(pulumi.ComponentResource):
+    """Key Vault secrets plus the least-privilege grant matrix."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        *,
+        resource_group_name: pulumi.Input[str],
+        key_vault_name: pulumi.Input[str],
+        client: ClientConfig,
+        principals: Principals,
+        scopes: Scopes,
+        today: dt.date | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("mlops:access:SecretsAndAccess", name, None, opts)
+        config = pulumi.Config()
+        today = today or dt.datetime.now(dt.UTC).date()
+        self.secrets: dict[str, keyvault.Secret] = {}
+        for secret in settings.key_vault.secrets:
+            if (secret.expires_on - today).days < 30:
+                pulumi.log.warn(
+                    f"Key Vault secret {secret.name} expires on {secret.expires_on}: rotate it "
+                    f"and move keyVault.secrets expiresOn forward in {settings.source}."
+                )
+            self.secrets[secret.name] = keyvault.Secret(
+                f"{name}-secret-{secret.name}",
+                secret_name=secret.name,
+                vault_name=key_vault_name,
+                resource_group_name=resource_group_name,
+                properties=keyvault.SecretPropertiesArgs(
+                    value=config.require_secret(secret.config_key),
+                    content_type=secret.content_type,
+                    attributes=keyvault.SecretAttributesArgs(
+                        enabled=True, expires=secret.expires_epoch
+                    ),
+                ),
+                tags=settings.all_tags,
+                opts=child(self),
+            )
+
+        matrix: list[tuple[str, str, pulumi.Output[str], pulumi.Output[str], str]] = [
+            ("workspace-acr-pull", "AcrPull", scopes.acr, principals.workspace,
+             "Workspace pulls environment images"),
+            ("workspace-blob", "Storage Blob Data Contributor", scopes.storage,
+             principals.workspace, "Workspace reads and writes its datastores"),
+            ("workspace-kv-secrets", "Key Vault Secrets User", scopes.key_vault,
+             principals.workspace, "Workspace resolves connection secrets"),
+            ("workspace-registry", "AzureML Registry User", scopes.registry,
+             principals.workspace, "Workspace uses models from the shared registry"),
+            ("training-acr-pull", "AcrPull", scopes.acr, principals.training_compute,
+             "Training nodes pull job images"),
+            ("training-blob", "Storage Blob Data Contributor", scopes.storage,
+             principals.training_compute, "Training jobs read data and write outputs"),
+            ("online-acr-pull", "AcrPull", scopes.acr, principals.online_endpoint,
+             "Online deployments pull the scoring image"),
+            ("online-blob-read", "Storage Blob Data Reader", scopes.storage,
+             principals.online_endpoint, "Online deployments download model files"),
+            ("online-registry", "AzureML Registry User", scopes.registry,
+             principals.online_endpoint, "Online deployments use registry models"),
+        ]  # fmt: skip
+        if principals.kubelet is not None:
+            matrix.append(
+                ("kubelet-acr-pull", "AcrPull", scopes.acr, principals.kubelet,
+                 "AKS nodes pull images")
+            )  # fmt: skip
+        self.grants = [
+            grant(
+                f"{name}-{key}",
+                parent=self,
+                client=client,
+                role=role,
+                scope=scope,
+                principal_id=principal,
+                description=description,
+            )
+            for key, role, scope, principal, description in matrix
+        ]
+
+        pipeline = settings.access.pipeline_principal_id
+        if pipeline:
+            pipeline_matrix: list[tuple[str, str, pulumi.Output[str], str]] = [
+                ("pipeline-workspace", "AzureML Data Scientist", scopes.workspace,
+                 "Release pipeline runs jobs and manages deployments"),
+                ("pipeline-acr-push", "AcrPush", scopes.acr,
+                 "Build pipeline pushes the scoring image"),
+                ("pipeline-kv-secrets", "Key Vault Secrets User", scopes.key_vault,
+                 "Smoke tests read the scoring key"),
+                ("pipeline-blob", "Storage Blob Data Contributor", scopes.storage,
+                 "Pipelines stage batch-scoring data"),
+                ("pipeline-registry", "AzureML Registry User", scopes.registry,
+                 "Pipelines register and promote models"),
+            ]  # fmt: skip
+            if settings.acr_quarantine:
+                pipeline_matrix.append(
+                    ("pipeline-acr-quarantine", "AcrQuarantineWriter", scopes.acr,
+                     "Release pipeline releases scanned images from quarantine")
+                )  # fmt: skip
+            self.grants += [
+                grant(
+                    f"{name}-{key}",
+                    parent=self,
+                    client=client,
+                    role=role,
+                    scope=scope,
+                    principal_id=pipeline,
+                    principal_type=settings.access.pipeline_principal_type,
+                    description=description,
+                )
+                for key, role, scope, description in pipeline_matrix
+            ]
+        self.register_outputs({"secret_names": list(self.secrets)})

@@ -1,0 +1,81 @@
+"""Helpers every component uses: child options, role assignments, the built-in roles."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_azure_native import authorization
+
+# Built-in role definition ids (the same in every tenant). Only these are ever assigned:
+# the least-privilege test rejects anything else, and no assignment is broader than one
+# resource.
+ROLES: dict[str, str] = {
+    "AcrPull": "7f951dda-4ed3-4680-a7ca-43fe172d538d",
+    "AcrPush": "8311e382-0749-4cb8-b61a-304f252e45ec",
+    "AcrQuarantineWriter": "c8d4ff99-41c3-41a8-9f60-21dfdad59608",
+    "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
+    "Storage Blob Data Reader": "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+    "Storage Blob Data Contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+    "AzureML Registry User": "1823dd4f-9b8c-4ab6-ab4e-7397a3684615",
+    "AzureML Data Scientist": "f6c7c914-8db3-469d-8ca1-694a8f32e121",
+    "Network Contributor": "4d97b98b-1d4f-4787-a291-c67834d212e7",
+}
+ROLE_NAMES = {guid: name for name, guid in ROLES.items()}
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Subscription and tenant the stack deploys into (from `getClientConfig`)."""
+
+    subscription_id: pulumi.Output[str]
+    tenant_id: pulumi.Output[str]
+
+
+def child(parent: pulumi.Resource, **kwargs: object) -> pulumi.ResourceOptions:
+    """Options for a component's child: always parented, plus any extra options."""
+    return pulumi.ResourceOptions(parent=parent, **kwargs)  # type: ignore[arg-type]
+
+
+def role_definition_id(subscription_id: pulumi.Input[str], role: str) -> pulumi.Output[str]:
+    """ARM id of a built-in role in the stack's subscription."""
+    return pulumi.Output.concat(
+        "/subscriptions/",
+        subscription_id,
+        "/providers/Microsoft.Authorization/roleDefinitions/",
+        ROLES[role],
+    )
+
+
+def assignment_guid(name: str) -> str:
+    """A stable role-assignment name, so re-creating the stack never duplicates a grant."""
+    key = f"{pulumi.get_project()}/{pulumi.get_stack()}/{name}"
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, key))
+
+
+def grant(
+    name: str,
+    *,
+    parent: pulumi.Resource,
+    client: ClientConfig,
+    role: str,
+    scope: pulumi.Input[str],
+    principal_id: pulumi.Input[str],
+    principal_type: str = "ServicePrincipal",
+    description: str,
+    depends_on: list[pulumi.Resource] | None = None,
+) -> authorization.RoleAssignment:
+    """Assign one built-in role on one resource to one principal."""
+    return authorization.RoleAssignment(
+        name,
+        role_assignment_name=assignment_guid(name),
+        role_definition_id=role_definition_id(client.subscription_id, role),
+        scope=scope,
+        principal_id=principal_id,
+        # Set explicitly: without it ARM looks the principal up in Entra ID, which fails
+        # for a managed identity created seconds earlier (replication delay).
+        principal_type=principal_type,
+        description=description,
+        opts=child(parent, depends_on=depends_on or []),
+    )
