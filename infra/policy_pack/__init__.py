@@ -1,0 +1,1 @@
+"""CrossGuard policy pack built from `infra.policies` (see `pack.py`)."""
