@@ -1,6 +1,282 @@
-"""`mlops infra …`: offline plan, security check and capacity sizing of the Pulumi stacks."""
+"""`mlops infra …`: offline plan, security check and capacity sizing of the Pulumi stacks.
+
+Everything here runs without Azure and without the Pulumi CLI: the Pulumi program runs
+under Pulumi's unit-test mocks (`infra.recording`). The live equivalents are
+`pulumi preview` (plan) and `pulumi preview --policy-pack infra/policy_pack` (policies).
+Heavy imports (Pulumi, the Azure SDK, checkov) happen inside the commands so that
+`mlops --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
+from rich.table import Table
+from rich.tree import Tree
 
-infra_app = typer.Typer(help="Offline plan, security check and capacity sizing of the Pulumi stacks.",
-                        no_args_is_help=True)
+from pipelines.console import console, err_console
+from pipelines.errors import MlopsError
+
+if TYPE_CHECKING:
+    from infra.recording import RecordedStack
+    from infra.settings import Settings
+
+infra_app = typer.Typer(
+    help="Offline plan, security check and capacity sizing of the Pulumi stacks.",
+    no_args_is_help=True,
+)
+
+
+class PlanFormat(StrEnum):
+    """Output formats of `mlops infra plan`."""
+
+    table = "table"
+    json = "json"
+
+
+def _settings(stack: str) -> Settings:
+    from infra.settings import SettingsError, load_stack_settings
+
+    try:
+        return load_stack_settings(stack)
+    except SettingsError as error:
+        raise MlopsError(str(error)) from None
+
+
+def _record(stack: str) -> RecordedStack:
+    """Validate the stack file, then record the program offline."""
+    _settings(stack)  # clear settings errors before Pulumi starts
+    from infra.recording import record_stack
+    from infra.settings import SettingsError
+
+    try:
+        return record_stack(stack)
+    except SettingsError as error:
+        raise MlopsError(str(error)) from None
+
+
+def _stacks(stack: str | None) -> list[str]:
+    from infra.settings import available_stacks
+
+    known = available_stacks()
+    if stack is None:
+        return known
+    if stack not in known:
+        raise MlopsError(f"There is no stack '{stack}'; use one of: {', '.join(known)}.")
+    return [stack]
+
+
+@infra_app.command()
+def plan(
+    stack: str = typer.Option("dev", "--stack", "-s", help="Stack to plan (dev, qa, prod)."),
+    output_format: PlanFormat = typer.Option(
+        PlanFormat.table, "--format", "-f", help="table: a tree; json: type, name, inputs."
+    ),
+) -> None:
+    """Show every resource the stack would create, offline (`pulumi preview` is the live one)."""
+    from infra.plan import azure_name, key_settings, plan_json, short_type, tree_rows
+
+    _stacks(stack)
+    recorded = _record(stack)
+    if output_format is PlanFormat.json:
+        print(json.dumps(plan_json(recorded), indent=2, default=str))
+        return
+    root = Tree(
+        f"[bold]stack {stack}[/] ({recorded.settings.environment}, "
+        f"{recorded.settings.location}): "
+        f"{sum(1 for r in recorded.resources if r.custom)} resources"
+    )
+    branches: dict[int, Tree] = {-1: root}
+    for depth, resource in tree_rows(recorded):
+        if resource.is_component:
+            label = f"[bold cyan]{resource.type}[/] {resource.name}"
+        else:
+            settings = escape(", ".join(f"{k}={v}" for k, v in key_settings(resource)))
+            label = f"{short_type(resource.type)} [green]{escape(azure_name(resource))}[/]"
+            if settings:
+                label += f" [dim]({settings})[/]"
+        branches[depth] = branches[depth - 1].add(label)
+    console.print(root)
+    console.print(
+        "[dim]Offline plan from the Pulumi program under mocks; "
+        "`pulumi preview --stack "
+        f"{stack}` is the live equivalent.[/]"
+    )
+
+
+@infra_app.command()
+def check(
+    stack: str | None = typer.Option(
+        None, "--stack", "-s", help="Stack to check (default: every stack)."
+    ),
+    output_dir: Path | None = typer.Option(
+        None, "--output-dir", help="Keep the ARM templates checkov scanned in this directory."
+    ),
+    show_passed: bool = typer.Option(
+        False, "--show-passed", help="List passed checks too, not only the other outcomes."
+    ),
+) -> None:
+    """Security posture: checkov on an ARM export of the graph, plus the project's policies."""
+    from infra.checks import CheckovError, check_stacks
+
+    stacks = _stacks(stack)
+    recordings = {name: _record(name) for name in stacks}
+    with tempfile.TemporaryDirectory(prefix="mlops-infra-check-") as scratch:
+        workdir = output_dir or Path(scratch)
+        try:
+            reports = check_stacks(stacks, workdir, recordings)
+        except CheckovError as error:
+            raise MlopsError(str(error)) from None
+
+    table = Table(title="Security checks", show_lines=False)
+    for column in ("stack", "check", "resource", "result", "documented exception / note"):
+        table.add_column(column)
+    style = {
+        "passed": "green",
+        "failed": "bold red",
+        "exception": "yellow",
+        "not required": "dim",
+    }
+    for report in reports:
+        for result in sorted(
+            report.results, key=lambda r: (r.outcome != "failed", r.check_id, r.resource)
+        ):
+            if result.outcome == "passed" and not show_passed:
+                continue
+            note = result.note or (result.title if result.outcome == "failed" else "")
+            table.add_row(
+                report.stack,
+                result.check_id,
+                result.resource,
+                f"[{style[result.outcome]}]{result.outcome}[/]",
+                note,
+            )
+    console.print(table)
+    failed = 0
+    for report in reports:
+        counts = report.checkov_counts()
+        failed += report.count("failed")
+        console.print(
+            f"[bold]{report.stack}[/]: checkov passed {counts['passed']}, "
+            f"failed {counts['failed']} ({counts['exceptions']} documented exceptions, "
+            f"{counts['not required']} prod-only); all checks: "
+            f"{report.count('passed')} passed, {report.count('failed')} failed, "
+            f"{report.count('exception')} exceptions, "
+            f"{report.count('not required')} not required"
+        )
+    if output_dir:
+        console.print(f"ARM templates kept in {output_dir}")
+    if failed:
+        err_console.print(
+            f"[bold red]{failed} check(s) failed outside the documented exceptions.[/]"
+        )
+        raise typer.Exit(code=1)
+
+
+@infra_app.command()
+def size(
+    rps: float = typer.Option(..., "--rps", help="Peak requests per second to serve."),
+    latency_ms: float = typer.Option(..., "--latency-ms", help="Time one request takes (ms)."),
+    target_utilization: float = typer.Option(
+        0.7, "--target-utilization", help="Share of capacity to use at peak, in (0, 1]."
+    ),
+    max_concurrent: int = typer.Option(
+        1, "--max-concurrent", help="Concurrent requests one replica handles."
+    ),
+    stack: str = typer.Option("prod", "--stack", "-s", help="Stack whose AKS pool to size."),
+    instance_type: str | None = typer.Option(
+        None, "--instance-type", help="InstanceType of the deployment (default: the stack's)."
+    ),
+    node_vcpus: int | None = typer.Option(None, "--node-vcpus", help="vCPUs of a node VM."),
+    node_memory_gib: int | None = typer.Option(
+        None, "--node-memory-gib", help="Memory of a node VM (GiB)."
+    ),
+) -> None:
+    """Replicas and nodes for a load, using Azure ML's formula, mapped onto the stack settings."""
+    from infra.sizing import SizingError, SizingPlan, node_capacity, replicas
+
+    settings = _settings(stack)
+    try:
+        count = replicas(rps, latency_ms, target_utilization, max_concurrent)
+    except SizingError as error:
+        raise MlopsError(str(error)) from None
+    if not settings.aks.enabled:
+        console.print(f"replicas: {count}")
+        raise MlopsError(
+            f"Stack {stack} has no AKS cluster to size; use --stack with an AKS stack (prod)."
+        )
+    inference = settings.inference
+    wanted = instance_type or inference.default_instance_type
+    match = [i for i in inference.instance_types if i.name == wanted]
+    if not match:
+        known = ", ".join(i.name for i in inference.instance_types)
+        raise MlopsError(f"Stack {stack} has no instance type '{wanted}'; use one of: {known}.")
+    pool = settings.aks.user_pool
+    try:
+        capacity = node_capacity(
+            pool.vm_size,
+            match[0].cpu_request,
+            match[0].memory_request,
+            settings.aks.max_pods,
+            vcpus=node_vcpus,
+            memory_gib=node_memory_gib,
+        )
+        sizing = SizingPlan(
+            rps, latency_ms, target_utilization, max_concurrent, count, wanted, capacity,
+            pool.max_count,
+        )  # fmt: skip
+        nodes = sizing.nodes
+    except SizingError as error:
+        raise MlopsError(str(error)) from None
+
+    concurrent = rps * latency_ms / 1000
+    console.print(
+        f"concurrent requests = {rps:g} rps x {latency_ms / 1000:g} s = {concurrent:g}; "
+        f"replicas = ceil({concurrent:g} / {target_utilization:g} / {max_concurrent}) = "
+        f"[bold]{count}[/]"
+    )
+    console.print(f"replicas: {count}")
+    console.print(
+        f"one {pool.vm_size} node ({capacity.vcpus} vCPU, {capacity.memory_gib} GiB; "
+        f"allocatable {capacity.allocatable_millicores}m CPU, {capacity.allocatable_mib} MiB) "
+        f"holds {capacity.pods_per_node} '{wanted}' replicas "
+        f"(by CPU {capacity.pods_by_cpu}, memory {capacity.pods_by_memory}, "
+        f"pod limit {capacity.pods_by_limit})"
+    )
+    console.print(f"nodes: {nodes}")
+    table = Table(title=f"Maps onto the {stack} stack and the deployment")
+    for column in ("setting", "current", "suggested"):
+        table.add_column(column)
+    table.add_row(
+        f"{settings.source}: mlops:aks.userPool.maxCount",
+        str(pool.max_count),
+        str(max(nodes, pool.max_count)) if not sizing.fits else f"{pool.max_count} (fits)",
+    )
+    table.add_row(
+        f"{settings.source}: mlops:inference.defaultInstanceType",
+        inference.default_instance_type,
+        wanted,
+    )
+    table.add_row("deployment scale_settings.max_instances", "-", str(count))
+    table.add_row(
+        "deployment scale_settings.target_utilization_percentage",
+        "-",
+        str(round(target_utilization * 100)),
+    )
+    table.add_row(
+        "deployment request_settings.max_concurrent_requests_per_instance",
+        "-",
+        str(max_concurrent),
+    )
+    console.print(table)
+    if not sizing.fits:
+        console.print(
+            f"[yellow]{nodes} nodes exceed userPool.maxCount {pool.max_count}: raise it in "
+            f"{settings.source} before releasing this load.[/]"
+        )
