@@ -1,0 +1,488 @@
+"""Pure builders: settings and stack outputs in, azure-ai-ml v2 entities out.
+
+Nothing here calls Azure; every entity serializes offline (design note §5), and the tests
+assert the fields that matter. Orchestration (`pipelines.targets.azure`, `registry`, `batch`)
+sends what these functions build.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import shutil
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from azure.ai.ml.constants import AssetTypes
+from azure.ai.ml.entities import (
+    BatchRetrySettings,
+    CodeConfiguration,
+    DataCollector,
+    DefaultScaleSettings,
+    DeploymentCollection,
+    Environment,
+    KubernetesOnlineDeployment,
+    KubernetesOnlineEndpoint,
+    ManagedOnlineDeployment,
+    ManagedOnlineEndpoint,
+    Model,
+    ModelBatchDeployment,
+    ModelBatchDeploymentSettings,
+    OnlineEndpoint,
+    OnlineRequestSettings,
+    ProbeSettings,
+    ResourceRequirementsSettings,
+    ResourceSettings,
+    TargetUtilizationScaleSettings,
+)
+
+from infra.outputs import StackOutputs
+from pipelines.azure.invariants import (
+    InvariantError,
+    check_managed_scale,
+    check_mirror,
+    check_name,
+    check_traffic,
+)
+from pipelines.registry import TAG_DIGEST, RegisteredVersion
+from pipelines.settings import PROJECT_ROOT
+
+SCORING_IMAGE_REPOSITORY = "diabetes-scoring"
+"""Repository of the scoring image in each environment's ACR (tag: the model version)."""
+
+TRAINING_BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
+BATCH_BASE_IMAGE = TRAINING_BASE_IMAGE
+TRAINING_ENVIRONMENT = "diabetes-training"
+BATCH_ENVIRONMENT = "diabetes-batch"
+
+# What the training components import (pipelines.steps, training, scoring.model_bundle), pinned
+# to the versions of the ops environment (uv.lock): training on Azure runs the same libraries,
+# and scikit-learn equals the serving version.
+TRAINING_PACKAGES = (
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "scikit-learn",
+    "scipy",
+    "mlflow-skinny",
+    "azureml-mlflow",
+    "azure-ai-ml",
+    "azure-identity",
+)
+# Azure ML's batch driver needs these beside the scoring requirements.
+BATCH_EXTRA_PACKAGES = ("azureml-core", "azureml-dataset-runtime[fuse]")
+
+CODE_PACKAGES = ("training", "pipelines", "scoring")
+SCORING_PACKAGES = ("scoring",)
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache")
+
+DATA_COLLECTIONS = ("model_inputs", "model_outputs")
+
+
+# -- code and environments --------------------------------------------------------------------
+
+
+def code_snapshot(dest: Path, packages: Iterable[str] = CODE_PACKAGES) -> Path:
+    """Copy the project's packages into `dest`, the folder Azure ML uploads as the job's code.
+
+    Only these packages: never the virtual environments, state or git metadata of the checkout.
+    """
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for package in packages:
+        shutil.copytree(PROJECT_ROOT / package, dest / package, ignore=_IGNORED)
+    return dest
+
+
+def installed_versions(packages: Iterable[str]) -> dict[str, str]:
+    """Versions of the ops environment, which `uv sync --frozen` installs from uv.lock."""
+    versions = {}
+    for package in packages:
+        distribution = package.split("[", 1)[0]
+        versions[package] = metadata.version(distribution)
+    return versions
+
+
+def _short_hash(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def conda_spec(name: str, pins: Mapping[str, str], python: str | None = None) -> dict[str, Any]:
+    """A conda file: Python plus pip packages pinned exactly."""
+    python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
+    pip_lines = [f"{package}=={version}" for package, version in sorted(pins.items())]
+    return {
+        "name": name,
+        "channels": ["conda-forge"],
+        "dependencies": [f"python={python}", "pip", {"pip": pip_lines}],
+    }
+
+
+def training_environment(pins: Mapping[str, str] | None = None) -> Environment:
+    """The training components' environment, versioned by the hash of its pins."""
+    spec = conda_spec(TRAINING_ENVIRONMENT, pins or installed_versions(TRAINING_PACKAGES))
+    return Environment(
+        name=TRAINING_ENVIRONMENT,
+        version=_short_hash([TRAINING_BASE_IMAGE, spec]),
+        description="Training, gate and registration (pins from the project's uv.lock).",
+        image=TRAINING_BASE_IMAGE,
+        conda_file=spec,
+        tags={"source": "uv.lock"},
+    )
+
+
+def requirement_lines(text: str) -> list[str]:
+    """Requirement lines of a requirements file, without comments and blanks."""
+    lines = []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            lines.append(line)
+    return lines
+
+
+def batch_environment(
+    scoring_requirements: str, extra: Mapping[str, str] | None = None
+) -> Environment:
+    """The batch deployment's environment: the scoring requirements plus Azure ML's batch driver."""
+    lines = requirement_lines(scoring_requirements)
+    extras = extra if extra is not None else dict.fromkeys(BATCH_EXTRA_PACKAGES, "")
+    lines += [
+        f"{package}=={version}" if version else package for package, version in extras.items()
+    ]
+    spec = {
+        "name": BATCH_ENVIRONMENT,
+        "channels": ["conda-forge"],
+        "dependencies": ["python=3.11", "pip", {"pip": lines}],
+    }
+    return Environment(
+        name=BATCH_ENVIRONMENT,
+        version=_short_hash([BATCH_BASE_IMAGE, spec]),
+        description="Batch scoring (scoring/requirements.txt plus the Azure ML batch driver).",
+        image=BATCH_BASE_IMAGE,
+        conda_file=spec,
+    )
+
+
+def scoring_image(outputs: StackOutputs, tag: str) -> str:
+    """`<acr>/diabetes-scoring:<tag>` in the stack's own registry."""
+    return f"{outputs.acr_login_server}/{SCORING_IMAGE_REPOSITORY}:{tag}"
+
+
+def image_tag(version: RegisteredVersion) -> str:
+    """The scoring image's tag: the model version (`3`), so the image names what it serves."""
+    return version.version
+
+
+def scoring_environment(outputs: StackOutputs, version: RegisteredVersion) -> Environment:
+    """The scoring image built by `mlops package`, as the deployment's environment."""
+    return Environment(
+        name=SCORING_IMAGE_REPOSITORY,
+        version=image_tag(version),
+        description=f"Scoring image for {version.ref} (scoring/Dockerfile).",
+        image=scoring_image(outputs, image_tag(version)),
+        tags={"model": version.ref, TAG_DIGEST: version.digest},
+    )
+
+
+# -- models -----------------------------------------------------------------------------------
+
+
+def registry_model_id(registry_name: str, name: str, version: str) -> str:
+    """The asset id that deployments in any workspace use to reference a registry model."""
+    return f"azureml://registries/{registry_name}/models/{name}/versions/{version}"
+
+
+def registry_model(version: RegisteredVersion, bundle: Path, source: str) -> Model:
+    """The model version in the shared registry: the verified bundle with every lineage tag."""
+    if not version.digest:
+        raise InvariantError(f"{version.ref} has no sha256 digest; it cannot be promoted")
+    return Model(
+        name=version.name,
+        version=version.version,
+        type=AssetTypes.CUSTOM_MODEL,
+        path=str(bundle),
+        description="Diabetes progression, ridge regression (model bundle with manifest).",
+        tags={**version.tags, "source": source},
+        properties={TAG_DIGEST: version.digest, "run_id": version.run_id},
+    )
+
+
+# -- online deployments -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScalePlan:
+    """Replicas and target utilisation (`pipelines.azure.capacity.plan_capacity` sizes it)."""
+
+    min_instances: int = 2
+    max_instances: int = 4
+    target_utilization_percentage: int = 70
+    polling_interval_s: int = 10
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_instances <= self.max_instances:
+            raise InvariantError(
+                f"scale plan needs 1 <= min_instances <= max_instances, got "
+                f"{self.min_instances} and {self.max_instances}"
+            )
+        if not 1 <= self.target_utilization_percentage <= 100:
+            raise InvariantError(
+                "target_utilization_percentage must be between 1 and 100, got "
+                f"{self.target_utilization_percentage}"
+            )
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """How one deployment serves: timeouts, concurrency, probes, resources, collection."""
+
+    request_timeout_ms: int = 5000
+    max_concurrent_requests_per_instance: int = 2
+    max_queue_wait_ms: int = 500
+    workers: int = 2
+    cpu_request: str = "100m"
+    cpu_limit: str = "1"
+    memory_request: str = "512Mi"
+    memory_limit: str = "1Gi"
+    managed_instance_type: str = "Standard_DS2_v2"
+    managed_instance_count: int = 2
+    sampling_rate: float = 1.0
+    extra_environment: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def scoring_timeout_ms(self) -> int:
+        """The scoring server's own timeout, below the endpoint's (design note §6)."""
+        return max(self.request_timeout_ms - 500, 1000)
+
+
+def _environment_variables(version: RegisteredVersion, serving: ServingSettings) -> dict[str, str]:
+    return {
+        "MODEL_SHA256": version.digest,
+        "SCORING_TIMEOUT_MS": str(serving.scoring_timeout_ms),
+        "WORKER_COUNT": str(serving.workers),
+        **serving.extra_environment,
+    }
+
+
+def _probes() -> tuple[ProbeSettings, ProbeSettings]:
+    # Liveness tolerates a slow cold start; readiness takes a pod out of rotation quickly.
+    liveness = ProbeSettings(
+        initial_delay=10, period=10, timeout=2, failure_threshold=3, success_threshold=1
+    )
+    readiness = ProbeSettings(
+        initial_delay=5, period=5, timeout=2, failure_threshold=3, success_threshold=1
+    )
+    return liveness, readiness
+
+
+def _request_settings(serving: ServingSettings) -> OnlineRequestSettings:
+    return OnlineRequestSettings(
+        request_timeout_ms=serving.request_timeout_ms,
+        max_concurrent_requests_per_instance=serving.max_concurrent_requests_per_instance,
+        max_queue_wait_ms=serving.max_queue_wait_ms,
+    )
+
+
+def data_collector(serving: ServingSettings) -> DataCollector:
+    """Model inputs and outputs, the names `scoring/collection.py` collects under."""
+    return DataCollector(
+        collections={name: DeploymentCollection(enabled="true") for name in DATA_COLLECTIONS},
+        sampling_rate=serving.sampling_rate,
+    )
+
+
+def _common(
+    outputs: StackOutputs,
+    endpoint: str,
+    deployment: str,
+    version: RegisteredVersion,
+    code_dir: Path,
+) -> dict[str, Any]:
+    check_name("endpoint", endpoint)
+    check_name("deployment", deployment)
+    return {
+        "name": deployment,
+        "endpoint_name": endpoint,
+        "model": registry_model_id(outputs.registry_name, version.name, version.version),
+        "environment": scoring_environment(outputs, version),
+        "code_configuration": CodeConfiguration(
+            code=str(code_dir), scoring_script="scoring/score.py"
+        ),
+        "app_insights_enabled": True,
+        "tags": {"model": version.ref, TAG_DIGEST: version.digest},
+        "description": f"{version.ref} (blue/green slot {deployment})",
+    }
+
+
+def kubernetes_deployment(
+    outputs: StackOutputs,
+    endpoint: str,
+    deployment: str,
+    version: RegisteredVersion,
+    code_dir: Path,
+    plan: ScalePlan,
+    serving: ServingSettings,
+) -> KubernetesOnlineDeployment:
+    """A blue/green slot on the AKS compute: instance type, resources, autoscale, probes."""
+    if not outputs.inference_instance_type:
+        raise InvariantError(
+            f"the {outputs.environment} stack has no Kubernetes compute; deploy to its managed "
+            "online endpoint instead"
+        )
+    liveness, readiness = _probes()
+    return KubernetesOnlineDeployment(
+        **_common(outputs, endpoint, deployment, version, code_dir),
+        instance_type=outputs.inference_instance_type,
+        instance_count=plan.min_instances,
+        resources=ResourceRequirementsSettings(
+            requests=ResourceSettings(cpu=serving.cpu_request, memory=serving.memory_request),
+            limits=ResourceSettings(cpu=serving.cpu_limit, memory=serving.memory_limit),
+        ),
+        scale_settings=TargetUtilizationScaleSettings(
+            min_instances=plan.min_instances,
+            max_instances=plan.max_instances,
+            target_utilization_percentage=plan.target_utilization_percentage,
+            polling_interval=plan.polling_interval_s,
+        ),
+        request_settings=_request_settings(serving),
+        liveness_probe=liveness,
+        readiness_probe=readiness,
+        environment_variables=_environment_variables(version, serving),
+        data_collector=data_collector(serving),
+    )
+
+
+def managed_deployment(
+    outputs: StackOutputs,
+    endpoint: str,
+    deployment: str,
+    version: RegisteredVersion,
+    code_dir: Path,
+    serving: ServingSettings,
+) -> ManagedOnlineDeployment:
+    """A blue/green slot on a managed online endpoint (default scale settings only)."""
+    liveness, readiness = _probes()
+    built = ManagedOnlineDeployment(
+        **_common(outputs, endpoint, deployment, version, code_dir),
+        instance_type=serving.managed_instance_type,
+        instance_count=serving.managed_instance_count,
+        scale_settings=DefaultScaleSettings(),
+        request_settings=_request_settings(serving),
+        liveness_probe=liveness,
+        readiness_probe=readiness,
+        environment_variables=_environment_variables(version, serving),
+        data_collector=data_collector(serving),
+    )
+    check_managed_scale(deployment, built.scale_settings)
+    return built
+
+
+# -- endpoints --------------------------------------------------------------------------------
+
+
+def online_endpoint(outputs: StackOutputs) -> OnlineEndpoint:
+    """The endpoint shell as the infrastructure creates it (Kubernetes where AKS exists)."""
+    name = check_name("endpoint", outputs.online_endpoint_name)
+    auth_mode = outputs.online_endpoint_auth_mode
+    if outputs.kubernetes_compute_name:
+        return KubernetesOnlineEndpoint(
+            name=name, auth_mode=auth_mode, compute=outputs.kubernetes_compute_name
+        )
+    return ManagedOnlineEndpoint(name=name, auth_mode=auth_mode)
+
+
+def is_kubernetes(endpoint: OnlineEndpoint) -> bool:
+    """Whether the endpoint runs on an attached Kubernetes compute."""
+    return isinstance(endpoint, KubernetesOnlineEndpoint) or bool(
+        getattr(endpoint, "compute", None)
+    )
+
+
+def with_traffic(
+    endpoint: OnlineEndpoint,
+    traffic: Mapping[str, int],
+    mirror: Mapping[str, int] | None = None,
+) -> OnlineEndpoint:
+    """A copy of the endpoint with a new traffic split (and mirror), checked first."""
+    name = endpoint.name or ""
+    check_traffic(name, traffic)
+    kubernetes = is_kubernetes(endpoint)
+    check_mirror(name, mirror or {}, traffic, kubernetes=kubernetes)
+    updated = copy.deepcopy(endpoint)
+    updated.traffic = dict(traffic)
+    if not kubernetes:
+        updated.mirror_traffic = {k: v for k, v in (mirror or {}).items() if v}
+    return updated
+
+
+def without_traffic(endpoint: OnlineEndpoint) -> OnlineEndpoint:
+    """A copy of the endpoint routing nothing anywhere (before its deployments are removed)."""
+    updated = copy.deepcopy(endpoint)
+    updated.traffic = dict.fromkeys(endpoint.traffic or {}, 0)
+    if not is_kubernetes(endpoint):
+        updated.mirror_traffic = {}
+    return updated
+
+
+# -- batch ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """How batch jobs run on the training cluster."""
+
+    instance_count: int = 1
+    max_concurrency_per_instance: int = 2
+    mini_batch_size: int = 10
+    output_file_name: str = "predictions.csv"
+    max_retries: int = 2
+    timeout_s: int = 300
+    error_threshold: int = -1
+
+
+def batch_deployment_name(version: RegisteredVersion) -> str:
+    """`ridge-v3`: one batch deployment per model version."""
+    return check_name("deployment", f"ridge-v{version.version}")
+
+
+def batch_deployment(
+    outputs: StackOutputs,
+    version: RegisteredVersion,
+    code_dir: Path,
+    environment: Environment,
+    settings: BatchSettings,
+) -> ModelBatchDeployment:
+    """The batch driver (`scoring/batch_driver.py`) over the registry model, on the cluster."""
+    endpoint = check_name("endpoint", outputs.batch_endpoint_name)
+    return ModelBatchDeployment(
+        name=batch_deployment_name(version),
+        endpoint_name=endpoint,
+        description=f"Batch scoring with {version.ref}",
+        model=registry_model_id(outputs.registry_name, version.name, version.version),
+        environment=environment,
+        code_configuration=CodeConfiguration(
+            code=str(code_dir), scoring_script="scoring/batch_driver.py"
+        ),
+        compute=outputs.training_compute_name,
+        settings=ModelBatchDeploymentSettings(
+            instance_count=settings.instance_count,
+            max_concurrency_per_instance=settings.max_concurrency_per_instance,
+            mini_batch_size=settings.mini_batch_size,
+            output_action="append_row",
+            output_file_name=settings.output_file_name,
+            retry_settings=BatchRetrySettings(
+                max_retries=settings.max_retries, timeout=settings.timeout_s
+            ),
+            error_threshold=settings.error_threshold,
+            logging_level="info",
+            environment_variables={"MODEL_SHA256": version.digest},
+        ),
+        tags={"model": version.ref, TAG_DIGEST: version.digest},
+    )

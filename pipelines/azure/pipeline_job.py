@@ -1,0 +1,222 @@
+"""The Azure ML training pipeline: data tests → train → gate → register, on the AML cluster.
+
+Four command components, each a thin `python -m pipelines.azure.entrypoints <step>` over the
+same `pipelines.steps` code that `mlops run` uses locally; `@dsl.pipeline` wires them by data:
+training only sees data that passed its tests, the gate reads the training run, registration
+reads the gate's decision. MLflow tracking goes to the workspace (Azure ML sets the job's
+tracking URI), the production model and the registration live in the shared registry.
+
+The compute is the pipeline's `default_compute` setting, so `jobs.validate` checks the whole
+wiring without a network call (a named compute would be looked up).
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from azure.ai.ml import Input, Output, dsl
+from azure.ai.ml.constants import AssetTypes
+from azure.ai.ml.entities import CommandComponent, Environment, PipelineJob
+
+from infra.outputs import StackOutputs
+from pipelines.gate import GateConfig
+from pipelines.settings import EXPERIMENT_NAME
+from training.model import TrainingConfig
+
+COMPONENT_VERSION = "1"
+ENTRYPOINT = "python -m pipelines.azure.entrypoints"
+PIPELINE_NAME = "diabetes_training"
+
+
+@dataclass(frozen=True)
+class TrainingComponents:
+    """The four steps of the training pipeline."""
+
+    validate: CommandComponent
+    train: CommandComponent
+    gate: CommandComponent
+    register: CommandComponent
+
+    def all(self) -> tuple[CommandComponent, ...]:
+        """In pipeline order, for `mlops pipeline publish`."""
+        return (self.validate, self.train, self.gate, self.register)
+
+
+def environment_reference(environment: Environment) -> str:
+    """`azureml:<name>:<version>`: components use the registered environment, not a copy."""
+    return f"azureml:{environment.name}:{environment.version}"
+
+
+def build_components(
+    code_dir: Path, environment: Environment | str, version: str = COMPONENT_VERSION
+) -> TrainingComponents:
+    """The command components, sharing one code snapshot and one environment.
+
+    Pass the registered environment's reference (`environment_reference`) when submitting;
+    azure-ai-ml would register an inline Environment anonymously under another name.
+    """
+    code = str(code_dir)
+    registry_inputs = {
+        "model_name": Input(type="string"),
+        "registry_name": Input(type="string", optional=True),
+        "registry_subscription": Input(type="string", optional=True),
+        "registry_resource_group": Input(type="string", optional=True),
+    }
+    registry_args = (
+        "--model-name ${{inputs.model_name}} "
+        "$[[--registry-name ${{inputs.registry_name}}]] "
+        "$[[--registry-subscription ${{inputs.registry_subscription}}]] "
+        "$[[--registry-resource-group ${{inputs.registry_resource_group}}]]"
+    )
+    validate = CommandComponent(
+        name="diabetes_validate_data",
+        version=version,
+        display_name="Data tests",
+        description="Schema, missing values, ranges and distribution; the validated table is "
+        "the only input training sees.",
+        inputs={"data": Input(type=AssetTypes.URI_FILE, optional=True)},
+        outputs={"validated": Output(type=AssetTypes.URI_FOLDER)},
+        code=code,
+        environment=environment,
+        command=f"{ENTRYPOINT} validate $[[--data ${{{{inputs.data}}}}]] "
+        "--output ${{outputs.validated}}",
+    )
+    train = CommandComponent(
+        name="diabetes_train",
+        version=version,
+        display_name="Train",
+        description="Ridge regression; logs params, metrics, lineage and the model bundle to "
+        "the workspace's MLflow.",
+        inputs={
+            "validated": Input(type=AssetTypes.URI_FOLDER),
+            "alpha": Input(type="number"),
+            "seed": Input(type="integer"),
+            "test_size": Input(type="number"),
+            "model_name": Input(type="string"),
+        },
+        outputs={"run": Output(type=AssetTypes.URI_FOLDER)},
+        code=code,
+        environment=environment,
+        command=f"{ENTRYPOINT} train --validated ${{{{inputs.validated}}}} "
+        "--alpha ${{inputs.alpha}} --seed ${{inputs.seed}} --test-size ${{inputs.test_size}} "
+        "--model-name ${{inputs.model_name}} --output ${{outputs.run}}",
+    )
+    gate = CommandComponent(
+        name="diabetes_gate",
+        version=version,
+        display_name="Gate",
+        description="Scores the candidate and the production model on the same holdout; a "
+        "rejection is an outcome (recorded), not a failure.",
+        inputs={
+            "run": Input(type=AssetTypes.URI_FOLDER),
+            "metric": Input(type="string"),
+            "min_improvement": Input(type="number"),
+            **registry_inputs,
+        },
+        outputs={"decision": Output(type=AssetTypes.URI_FOLDER)},
+        code=code,
+        environment=environment,
+        command=f"{ENTRYPOINT} gate --run ${{{{inputs.run}}}} --metric ${{{{inputs.metric}}}} "
+        f"--min-improvement ${{{{inputs.min_improvement}}}} {registry_args} "
+        "--output ${{outputs.decision}}",
+    )
+    register = CommandComponent(
+        name="diabetes_register",
+        version=version,
+        display_name="Register",
+        description="Registers a gated model with every lineage tag and publishes it to the "
+        "shared registry; a rejected candidate is never registered.",
+        inputs={
+            "run": Input(type=AssetTypes.URI_FOLDER),
+            "decision": Input(type=AssetTypes.URI_FOLDER),
+            **registry_inputs,
+        },
+        outputs={"registered": Output(type=AssetTypes.URI_FOLDER)},
+        code=code,
+        environment=environment,
+        command=f"{ENTRYPOINT} register --run ${{{{inputs.run}}}} "
+        f"--decision ${{{{inputs.decision}}}} {registry_args} "
+        "--output ${{outputs.registered}}",
+    )
+    return TrainingComponents(validate, train, gate, register)
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """What one pipeline run trains and how the gate decides."""
+
+    model_name: str
+    data: str | None = None
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+
+
+def build_pipeline(
+    components: TrainingComponents, outputs: StackOutputs, settings: PipelineSettings
+) -> PipelineJob:
+    """The pipeline job on the stack's training cluster, in the project's MLflow experiment."""
+    validate, train, gate, register = components.all()
+    registry: dict[str, Any] = {
+        "registry_name": outputs.registry_name,
+        "registry_subscription": outputs.subscription_id,
+        "registry_resource_group": outputs.registry_resource_group,
+    }
+
+    @dsl.pipeline(
+        None,
+        name=PIPELINE_NAME,
+        display_name="Diabetes: data tests, train, gate, register",
+        experiment_name=EXPERIMENT_NAME,
+        default_compute=outputs.training_compute_name,
+    )
+    def diabetes_training(  # dsl reads these annotations: plain types only
+        data: Input = None,  # type: ignore[assignment]
+        alpha: float = TrainingConfig.alpha,
+        seed: int = TrainingConfig.seed,
+        test_size: float = TrainingConfig.test_size,
+        metric: str = GateConfig.metric,
+        min_improvement: float = GateConfig.min_improvement,
+        model_name: str = "",
+    ) -> dict[str, Any]:
+        validated = validate(data=data)
+        trained = train(
+            validated=validated.outputs.validated,
+            alpha=alpha,
+            seed=seed,
+            test_size=test_size,
+            model_name=model_name,
+        )
+        decided = gate(
+            run=trained.outputs.run,
+            metric=metric,
+            min_improvement=min_improvement,
+            model_name=model_name,
+            **registry,
+        )
+        registered = register(
+            run=trained.outputs.run,
+            decision=decided.outputs.decision,
+            model_name=model_name,
+            **registry,
+        )
+        return {
+            "run": trained.outputs.run,
+            "decision": decided.outputs.decision,
+            "registered": registered.outputs.registered,
+        }
+
+    # Without --data the training step uses the bundled data set: the input stays unset.
+    data: dict[str, Any] = (
+        {"data": Input(type=AssetTypes.URI_FILE, path=settings.data)} if settings.data else {}
+    )
+    job: PipelineJob = diabetes_training(
+        **data,
+        alpha=settings.training.alpha,
+        seed=settings.training.seed,
+        test_size=settings.training.test_size,
+        metric=settings.gate.metric,
+        min_improvement=settings.gate.min_improvement,
+        model_name=settings.model_name,
+    )
+    job.tags = {"model_name": settings.model_name}
+    return job
