@@ -1,0 +1,364 @@
+"""The scoring environment and the local inference-server processes.
+
+The scoring environment (`.venv-scoring`, defined by scoring/requirements.txt, the same file the
+image installs) is kept apart from the ops environment: the inference server pins an
+OpenTelemetry stack that azure-ai-ml cannot share (design note §3). This module creates it on
+demand and runs the real Azure ML inference server from it, bound to loopback, for the local
+target, the integration tests and the benchmark.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from pipelines.console import err_console
+from pipelines.errors import MlopsError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCORING_DIR = REPO_ROOT / "scoring"
+REQUIREMENTS = SCORING_DIR / "requirements.txt"
+ENTRY_SCRIPT = SCORING_DIR / "score.py"
+LAUNCHER = SCORING_DIR / "local_server.py"
+VENV_NAME = ".venv-scoring"
+PYTHON_VERSION = "3.11"
+STAMP_FILE = ".mlops-requirements.sha256"
+LOOPBACK = "127.0.0.1"
+# Below any endpoint request timeout; the server's own default is one hour.
+DEFAULT_SCORING_TIMEOUT_MS = "10000"
+# Inherited variables that would silently change the server's behaviour: the arguments of
+# start_inference_server() are the whole configuration.
+_SCRUBBED_PREFIXES = ("SCORING_", "AZUREML_", "AML_", "MODEL_SHA256", "WORKER_", "GUNICORN_")
+
+
+class InferenceServer(subprocess.Popen[bytes]):
+    """A running `azmlinfsrv` process (a Popen) with its address and log file."""
+
+    url: str
+    port: int
+    log_file: Path
+
+
+def scoring_venv(root: Path = REPO_ROOT) -> Path:
+    """Where the scoring environment lives (git-ignored)."""
+    return root / VENV_NAME
+
+
+def venv_python(venv: Path) -> Path:
+    """The interpreter of a virtual environment."""
+    return venv / "bin" / "python"
+
+
+def requirements_fingerprint(requirements: Path = REQUIREMENTS) -> str:
+    """What the environment was built from: the Python version and the requirements file."""
+    digest = hashlib.sha256(f"python{PYTHON_VERSION}\n".encode())
+    digest.update(requirements.read_bytes())
+    return digest.hexdigest()
+
+
+def is_fresh(venv: Path, requirements: Path = REQUIREMENTS) -> bool:
+    """True when the environment exists and was built from the current requirements."""
+    stamp = venv / STAMP_FILE
+    return (
+        venv_python(venv).is_file()
+        and stamp.is_file()
+        and stamp.read_text().strip() == requirements_fingerprint(requirements)
+    )
+
+
+@contextlib.contextmanager
+def _lock(root: Path) -> Iterator[None]:
+    # Two commands (or test workers) creating the environment at once would corrupt it.
+    lock_dir = root / ".mlops"
+    lock_dir.mkdir(exist_ok=True)
+    with (lock_dir / "scoring-env.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run(command: list[str], what: str) -> None:
+    result = subprocess.run(command, check=False)
+    if result.returncode != 0:
+        raise MlopsError(
+            f"{what} failed (exit code {result.returncode}); read the output above, fix the "
+            "cause, then run the command again"
+        )
+
+
+def _precompile(venv: Path, paths: list[Path]) -> None:
+    # PYTHONDONTWRITEBYTECODE may be set (it is in CI): without .pyc files every server start
+    # compiles its imports again, ~3x slower (design note §2). Some test files inside packages
+    # do not compile; compileall reports them and that is harmless, so its exit code is ignored.
+    subprocess.run(
+        [str(venv_python(venv)), "-m", "compileall", "-q", "-j", "0", *map(str, paths)],
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def ensure_scoring_env(root: Path = REPO_ROOT, *, force: bool = False) -> Path:
+    """Create or refresh `.venv-scoring` from scoring/requirements.txt; return the venv path.
+
+    Fast when the environment is current (a stamp file holds the requirements hash); otherwise
+    rebuilds it with uv and precompiles its bytecode. Raises MlopsError if uv is missing or the
+    installation fails.
+    """
+    venv = scoring_venv(root)
+    requirements = root / "scoring" / "requirements.txt"
+    with _lock(root):
+        if not force and is_fresh(venv, requirements):
+            _precompile(venv, [root / "scoring"])  # our own sources change between runs
+            return venv
+        uv = shutil.which("uv")
+        if uv is None:
+            raise MlopsError(
+                "uv is not installed, and the scoring environment needs it; install uv "
+                "(pip install uv) and run the command again"
+            )
+        err_console.print(f"[bold]Creating the scoring environment[/] in {venv} …")
+        (venv / STAMP_FILE).unlink(missing_ok=True)
+        _run([uv, "venv", "--clear", "--python", PYTHON_VERSION, str(venv)], "creating the venv")
+        err_console.print(f"Installing {requirements.relative_to(root)} …")
+        _run(
+            [uv, "pip", "install", "--python", str(venv_python(venv)), "-r", str(requirements)],
+            "installing the scoring requirements",
+        )
+        err_console.print("Precompiling bytecode (faster server starts) …")
+        _precompile(venv, [venv / "lib", root / "scoring"])
+        (venv / STAMP_FILE).write_text(requirements_fingerprint(requirements) + "\n")
+        err_console.print("[green]Scoring environment ready.[/]")
+    return venv
+
+
+def free_port() -> int:
+    """A TCP port on loopback that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+def server_url(port: int) -> str:
+    """Base URL of a local inference server."""
+    return f"http://{LOOPBACK}:{port}"
+
+
+def start_inference_server(
+    bundle_dir: Path,
+    port: int,
+    *,
+    api_key: str | None = None,
+    model_sha256: str | None = None,
+    collect_dir: Path | None = None,
+    log_file: Path | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    workers: int = 1,
+    entry_script: Path = ENTRY_SCRIPT,
+    venv: Path | None = None,
+) -> InferenceServer:
+    """Start `azmlinfsrv` from the scoring environment on 127.0.0.1:port; return at once.
+
+    The process leads its own process group (stop_process ends the gunicorn master and its
+    workers together). The API key travels in the environment only, never in argv, so `ps`
+    does not show it. Output goes to `log_file` (a temporary file when not given). Call
+    wait_healthy() next.
+    """
+    if not bundle_dir.is_dir():
+        raise MlopsError(f"model folder {bundle_dir} does not exist; register or pull it first")
+    if not _port_is_free(port):
+        raise MlopsError(f"port {port} on {LOOPBACK} is in use; stop what holds it or pick another")
+    venv = venv or ensure_scoring_env()
+    python = venv_python(venv)
+    env = {
+        name: value for name, value in os.environ.items() if not name.startswith(_SCRUBBED_PREFIXES)
+    }
+    env.update(
+        {
+            "AZUREML_MODEL_DIR": str(bundle_dir.resolve()),
+            # The server reads swagger*.json from AML_APP_ROOT: the folder of the entry script.
+            "AML_APP_ROOT": str(entry_script.resolve().parent),
+            "WORKER_COUNT": str(workers),
+            "SCORING_TIMEOUT_MS": DEFAULT_SCORING_TIMEOUT_MS,
+        }
+    )
+    if api_key:
+        env["SCORING_API_KEY"] = api_key
+    if model_sha256:
+        env["MODEL_SHA256"] = model_sha256
+    if collect_dir is not None:
+        collect_dir.mkdir(parents=True, exist_ok=True)
+        env["SCORING_COLLECT_DIR"] = str(collect_dir.resolve())
+    env.update(extra_env or {})
+    if log_file is None:
+        handle, name = tempfile.mkstemp(prefix="azmlinfsrv-", suffix=".log")
+        os.close(handle)
+        log_file = Path(name)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    command = [
+        str(python),
+        str(LAUNCHER),
+        "--entry_script",
+        str(entry_script.resolve()),
+        "--port",
+        str(port),
+    ]
+    with log_file.open("ab") as log:
+        process = InferenceServer(
+            command,
+            cwd=str(entry_script.resolve().parent),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    process.url = server_url(port)
+    process.port = port
+    process.log_file = log_file
+    return process
+
+
+def log_tail(log_file: Path, lines: int = 20) -> str:
+    """The last lines of a server log."""
+    try:
+        with log_file.open("rb") as stream:
+            stream.seek(0, os.SEEK_END)
+            stream.seek(max(0, stream.tell() - 16_384))
+            text = stream.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _failure_reason(log_file: Path) -> str:
+    """The clearest line of a failed start: score.py logs 'refusing to serve: <why>'."""
+    tail = log_tail(log_file, lines=400).splitlines()
+    for line in reversed(tail):
+        if "refusing to serve:" in line:
+            return line.split("refusing to serve:", 1)[1].strip()
+    for line in reversed(tail):
+        if "Error" in line or "error" in line:
+            return line.strip()
+    return "no reason in the log"
+
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def wait_healthy(
+    url: str, timeout_s: float = 60.0, process: subprocess.Popen[bytes] | None = None
+) -> float:
+    """Poll the server's health route until it answers 200; return the seconds it took.
+
+    Fails fast, with the log tail, if `process` exits first (a bundle that fails its
+    integrity check makes the server exit); raises MlopsError on timeout.
+    """
+    started = time.monotonic()
+    probe = url.rstrip("/") + "/"
+    log_file = getattr(process, "log_file", None)
+    while True:
+        if process is not None and process.poll() is not None:
+            reason = _failure_reason(log_file) if log_file else "no log file"
+            if log_file:
+                err_console.print(f"[dim]{log_tail(log_file)}[/]", markup=True, highlight=False)
+            raise MlopsError(
+                f"the inference server exited with code {process.returncode} before it became "
+                f"healthy: {reason}" + (f" (full log: {log_file})" if log_file else "")
+            )
+        try:
+            with _NO_PROXY.open(probe, timeout=2) as response:
+                if response.status == 200:
+                    return time.monotonic() - started
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() - started > timeout_s:
+            raise MlopsError(
+                f"the inference server at {url} is not healthy after {timeout_s:.0f} s"
+                + (f"; read {log_file}" if log_file else "")
+            )
+        time.sleep(0.05)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_process(target: int | subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
+    """Stop a server: SIGTERM to its whole process group, SIGKILL after `grace_s`.
+
+    Only a process that leads its own group (as start_inference_server makes it) has its group
+    signalled; any other pid is signalled alone, so this never hits the caller's own group.
+    """
+    pid = target.pid if isinstance(target, subprocess.Popen) else target
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        if isinstance(target, subprocess.Popen):
+            target.wait()
+        return
+    own_group = pgid == pid and pgid != os.getpgid(0)
+
+    def signal_all(signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if own_group:
+                os.killpg(pgid, signum)
+            else:
+                os.kill(pid, signum)
+
+    def alive() -> bool:
+        if isinstance(target, subprocess.Popen):
+            if target.poll() is None:
+                return True
+        else:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            try:
+                os.kill(pid, 0)
+                return True
+            except ProcessLookupError:
+                pass
+        # The master is gone; its workers may linger a moment.
+        return own_group and _group_alive(pgid)
+
+    signal_all(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if alive():
+        signal_all(signal.SIGKILL)
+        while alive() and time.monotonic() < deadline + 5:
+            time.sleep(0.05)
+    if isinstance(target, subprocess.Popen):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            target.wait(timeout=1)

@@ -1,0 +1,92 @@
+"""Loading the verified model, shared by the online script and the batch driver.
+
+Standard library and numpy only (plus the bundle module): this is on the cold-start path.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scoring.model_bundle import (
+    IntegrityError,
+    Predictor,
+    find_bundle,
+    load_predictor,
+    verify_bundle,
+)
+from scoring.schema import BAD_REQUEST, FEATURES, N_FEATURES, InputError
+
+MODEL_DIR_VARIABLE = "AZUREML_MODEL_DIR"
+
+
+class ModelLoadError(Exception):
+    """The model cannot be served: missing, tampered with, or not matching the API contract."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A bundle that passed its integrity check, ready to predict."""
+
+    predict: Predictor
+    digest: str
+    bundle: Path
+
+    def score(self, matrix: np.ndarray) -> np.ndarray:
+        """Predictions for validated rows; InputError if a prediction is not finite.
+
+        Finite inputs of absurd magnitude (1e300) can overflow a linear model: that is a client
+        mistake, answered with 400, never an "Infinity" (invalid JSON) or a 500.
+        """
+        with np.errstate(all="ignore"):
+            predictions = np.asarray(self.predict(matrix), dtype=np.float64).reshape(-1)
+        finite = np.isfinite(predictions)
+        if not finite.all():
+            row = int(np.argmin(finite))
+            raise InputError(
+                BAD_REQUEST,
+                f"the prediction for row {row} is not a finite number; its inputs are far "
+                "outside the range the model was trained on",
+            )
+        return predictions
+
+
+def model_dir_from_env() -> Path:
+    """The model folder Azure ML (or the local target) mounts, from AZUREML_MODEL_DIR."""
+    value = os.environ.get(MODEL_DIR_VARIABLE, "").strip()
+    if not value:
+        raise ModelLoadError(f"{MODEL_DIR_VARIABLE} is not set; it must point at the model folder")
+    path = Path(value)
+    if not path.is_dir():
+        raise ModelLoadError(f"{MODEL_DIR_VARIABLE}={value} is not a directory")
+    return path
+
+
+def load_model(model_dir: Path, expected_digest: str | None) -> LoadedModel:
+    """Find the bundle, verify it against its manifest (and the registered digest), load it.
+
+    Raises ModelLoadError with one sentence naming the problem.
+    """
+    try:
+        bundle = find_bundle(model_dir)
+        digest = verify_bundle(bundle, expected_digest)
+        predict, features = load_predictor(bundle)
+    except IntegrityError as error:
+        raise ModelLoadError(f"model bundle failed its integrity check: {error}") from error
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelLoadError(f"model bundle in {model_dir} cannot be loaded: {error}") from error
+    if features and tuple(features) != FEATURES:
+        raise ModelLoadError(
+            f"model expects features {', '.join(features)}, but the scoring contract "
+            f"(scoring/schema.py) sends {', '.join(FEATURES)}"
+        )
+    model = LoadedModel(predict=predict, digest=digest, bundle=bundle)
+    try:
+        # One prediction now: a broken model fails init, not the first request.
+        model.score(np.zeros((1, N_FEATURES)))
+    except Exception as error:
+        raise ModelLoadError(f"model bundle {bundle} cannot predict: {error}") from error
+    return model

@@ -1,0 +1,276 @@
+"""Entry script for the Azure ML inference server (`azmlinfsrv`): the online scoring contract.
+
+    POST /score   {"data": [[10 numbers], ...]}  ->  200 {"result": [predictions]}
+
+`init()` verifies the model bundle against its manifest and the registered digest
+(MODEL_SHA256) and refuses to serve on any mismatch, so the server never becomes healthy with a
+tampered model. `run()` gets the raw request (`@rawhttp`) and answers every client mistake with
+a 4xx and a JSON body `{"message": ...}` naming the problem; the contract lives in
+`scoring/schema.py`, the settings in `scoring/settings.py`, the reference in docs/scoring.md.
+
+Cold start is what a scale-out or a restart waits for, so this module imports only the standard
+library, numpy, flask (already loaded by the server) and the small `scoring` modules; linear
+bundles are served from their coefficients without importing scikit-learn, and the data
+collection SDK is loaded on a background thread after init().
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# The server loads this file by path; make the `scoring` package beside it importable (the
+# folder that holds scoring/ is AML_APP_ROOT's parent locally, and the code root on Azure ML).
+_CODE_ROOT = str(Path(__file__).resolve().parent.parent)
+if _CODE_ROOT not in sys.path:
+    sys.path.append(_CODE_ROOT)
+
+import hmac  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Callable, Mapping  # noqa: E402
+from typing import Any, TypeVar  # noqa: E402
+
+import numpy as np  # noqa: E402
+from flask import Request, Response, g  # noqa: E402
+
+from scoring.collection import DataCollection  # noqa: E402
+from scoring.model_bundle import expected_digest_from_env  # noqa: E402
+from scoring.runtime import LoadedModel, ModelLoadError, load_model, model_dir_from_env  # noqa: E402
+from scoring.schema import (  # noqa: E402
+    JSON_MEDIA_TYPE,
+    METHOD_NOT_ALLOWED,
+    OUTPUT_FIELD,
+    PAYLOAD_TOO_LARGE,
+    UNAUTHORIZED,
+    UNSUPPORTED_MEDIA_TYPE,
+    InputError,
+    parse_request_body,
+)
+from scoring.settings import ScoringSettings, SettingsError, load_settings  # noqa: E402
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+try:
+    from azureml_inference_server_http.api.aml_request import rawhttp
+except ImportError:  # outside the server (unit tests, tools) there is nothing to flag
+
+    def rawhttp(func: _F) -> _F:
+        """Stand-in for the server's decorator, which only marks run() as raw-request."""
+        return func
+
+
+_LOG = logging.getLogger("azmlinfsrv.score")
+
+REQUEST_ID_HEADER = "x-request-id"
+CLIENT_REQUEST_ID_HEADER = "x-ms-client-request-id"
+_MAX_REQUEST_ID = 100  # the server answers 431 above this, before run() is called
+_CHUNK = 64 * 1024
+# Bodies rejected early are still read (up to this much) before answering: closing a socket
+# with unread data makes the kernel send a reset, and the client may lose the 4xx answer.
+_DRAIN_LIMIT = 16 * 1024 * 1024
+
+
+class _Service:
+    # A plain class, not a dataclass: the server imports this file without registering it in
+    # sys.modules, and dataclasses look their module up there.
+    __slots__ = ("collection", "model", "settings")
+
+    def __init__(
+        self, settings: ScoringSettings, model: LoadedModel, collection: DataCollection | None
+    ) -> None:
+        self.settings = settings
+        self.model = model
+        self.collection = collection
+
+
+_service: _Service | None = None
+
+
+def init() -> None:
+    """Verify and load the model once per worker; raise (and so fail the server) on mismatch."""
+    global _service
+    started = time.perf_counter()
+    expected_digest = expected_digest_from_env()
+    try:
+        settings = load_settings()
+        model = load_model(model_dir_from_env(), expected_digest)
+    except (SettingsError, ModelLoadError) as error:
+        _LOG.critical("scoring init failed, refusing to serve: %s", error)
+        raise
+    collection = None
+    if settings.collect:
+        collection = DataCollection(settings.collect_dir)
+        collection.start()
+    _service = _Service(settings=settings, model=model, collection=collection)
+    if expected_digest is None:
+        _LOG.warning(
+            "MODEL_SHA256 is not set: the bundle was checked against its own manifest only"
+        )
+    _LOG.info(
+        "model bundle %s verified (digest %s); max_rows=%d max_body_bytes=%d auth=%s "
+        "collection=%s; init took %.0f ms",
+        model.bundle,
+        model.digest[:12],
+        settings.max_rows,
+        settings.max_body_bytes,
+        "on" if settings.auth_enabled else "off",
+        "on" if collection else "off",
+        (time.perf_counter() - started) * 1000,
+    )
+
+
+@rawhttp
+def run(request: Request) -> Response:
+    """Score one raw HTTP request; every client mistake is a 4xx with a JSON message."""
+    started = time.perf_counter()
+    request_id = _request_id(request)
+    service = _service
+    if service is None:  # init() failed, so the server is exiting; never reached on Azure ML
+        return _json(503, {"message": "the model is not loaded"}, request_id)
+    try:
+        matrix = _validated_rows(request, service.settings)
+        predictions = service.model.score(matrix)
+    except InputError as error:
+        _drain(request)
+        _LOG.info(
+            "score %s%s status=%d rejected: %s",
+            request_id,
+            _client_id_suffix(request),
+            error.status,
+            error.message,
+        )
+        return _json(error.status, {"message": error.message}, request_id, error.headers)
+    if service.collection is not None:
+        service.collection.submit(matrix, predictions, request_id)
+    _LOG.info(
+        "score %s%s status=200 rows=%d ms=%.2f",
+        request_id,
+        _client_id_suffix(request),
+        len(predictions),
+        (time.perf_counter() - started) * 1000,
+    )
+    return _json(200, {OUTPUT_FIELD: predictions.tolist()}, request_id)
+
+
+def _validated_rows(request: Request, settings: ScoringSettings) -> np.ndarray:
+    if settings.auth_enabled:
+        _authorize(request, settings.api_keys)
+    if request.method != "POST":
+        raise InputError(
+            METHOD_NOT_ALLOWED,
+            f"method {request.method} is not allowed; use POST with a JSON body",
+            {"Allow": "POST"},
+        )
+    _check_content_type(request)
+    body = _read_body(request, settings.max_body_bytes)
+    return parse_request_body(body, max_rows=settings.max_rows)
+
+
+def _authorize(request: Request, keys: tuple[bytes, ...]) -> None:
+    challenge = {"WWW-Authenticate": 'Bearer realm="score"'}
+    header = request.headers.get("Authorization")
+    if header is None:
+        raise InputError(
+            UNAUTHORIZED,
+            "missing API key; send the header 'Authorization: Bearer <key>'",
+            challenge,
+        )
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise InputError(
+            UNAUTHORIZED, "the Authorization header must read 'Bearer <key>'", challenge
+        )
+    presented = token.encode("utf-8", "replace")
+    # Compare against every key, in constant time, so timing reveals neither key nor match.
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(presented, key)
+    if not matched:
+        raise InputError(UNAUTHORIZED, "invalid API key", challenge)
+
+
+def _check_content_type(request: Request) -> None:
+    mimetype = request.mimetype
+    if mimetype != JSON_MEDIA_TYPE:
+        shown = repr(mimetype) if mimetype else "missing"
+        raise InputError(
+            UNSUPPORTED_MEDIA_TYPE,
+            f"Content-Type must be {JSON_MEDIA_TYPE}, not {shown}",
+        )
+    charset = request.mimetype_params.get("charset", "utf-8").lower().replace("_", "-")
+    if charset not in ("utf-8", "utf8"):
+        raise InputError(
+            UNSUPPORTED_MEDIA_TYPE, f"charset {charset!r} is not supported; send UTF-8 JSON"
+        )
+
+
+def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise InputError(
+            PAYLOAD_TOO_LARGE,
+            f"request body is {declared} bytes, over the limit of {limit}; split the request",
+        )
+    # Read at most limit + 1 bytes: a chunked body declares no length.
+    stream = request.stream
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = stream.read(min(_CHUNK, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise InputError(
+                PAYLOAD_TOO_LARGE,
+                f"request body is over the limit of {limit} bytes; split the request",
+            )
+    return b"".join(chunks)
+
+
+def _drain(request: Request) -> None:
+    try:
+        stream = request.stream
+        remaining = _DRAIN_LIMIT
+        while remaining > 0:
+            chunk = stream.read(min(_CHUNK, remaining))
+            if not chunk:
+                return
+            remaining -= len(chunk)
+    except Exception:  # a client that hung up mid-body: nothing left to protect
+        return
+
+
+def _request_id(request: Request) -> str:
+    """The request id the server echoes in x-request-id: the client's, or one it generated."""
+    given = request.headers.get(REQUEST_ID_HEADER, "").strip()
+    if given:
+        return given[:_MAX_REQUEST_ID]
+    try:
+        generated = g.get("request_id")
+    except RuntimeError:  # no Flask app context: called outside the server
+        generated = None
+    return str(generated) if generated else str(uuid.uuid4())
+
+
+def _client_id_suffix(request: Request) -> str:
+    client_id = request.headers.get(CLIENT_REQUEST_ID_HEADER, "").strip()
+    return f" client_request_id={client_id[:_MAX_REQUEST_ID]}" if client_id else ""
+
+
+def _json(
+    status: int,
+    body: dict[str, Any],
+    request_id: str,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    response = Response(json.dumps(body), status=status, mimetype=JSON_MEDIA_TYPE)
+    response.headers[REQUEST_ID_HEADER] = request_id
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
