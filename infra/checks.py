@@ -252,10 +252,10 @@ def recording_checks(recorded: Any) -> list[CheckResult]:
         if resource.type == "azure-native:containerinstance:ContainerGroup":
             add(
                 "mlops-secrets-are-secret",
-                "secure environment values are Pulumi secrets",
+                "secure environment values and the log key are Pulumi secrets",
                 resource.name,
-                "containers" in resource.secret_inputs,
-                "secure environment values are stored in plain text in the state",
+                {"containers", "diagnostics"} <= resource.secret_inputs,
+                "secure environment values or the log key are stored in plain text in the state",
             )
         if resource.type.startswith("kubernetes:"):
             add(

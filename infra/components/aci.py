@@ -122,7 +122,10 @@ class QaScoringService(pulumi.ComponentResource):
             diagnostics=aci.ContainerGroupDiagnosticsArgs(
                 log_analytics=aci.LogAnalyticsArgs(
                     workspace_id=log_analytics_customer_id,
-                    workspace_key=shared_keys.primary_shared_key.apply(lambda key: key or ""),
+                    # A credential: keep it out of the state in plain text.
+                    workspace_key=pulumi.Output.secret(
+                        shared_keys.primary_shared_key.apply(lambda key: key or "")
+                    ),
                     log_type="ContainerInstanceLogs",
                 )
             ),

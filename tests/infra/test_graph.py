@@ -139,6 +139,7 @@ def test_secrets_are_secret(recorded: RecordedStack) -> None:
         assert "stringData" in tls.secret_inputs
     for group in recorded.of_type("azure-native:containerinstance:ContainerGroup"):
         assert "containers" in group.secret_inputs
+        assert "diagnostics" in group.secret_inputs  # the Log Analytics shared key
         variables = {v["name"]: v for v in group.inputs["containers"][0]["environmentVariables"]}
         assert "value" not in variables["SCORING_API_KEY"]
         assert variables["SCORING_API_KEY"]["secureValue"].startswith("offline-placeholder-")
