@@ -178,8 +178,9 @@ def classify_checkov(
             outcome, note = "not required", "required in prod only"
         else:
             outcome = "failed"
-        name = resource.split(".", 1)[-1]
-        results.append(CheckResult(stack, "checkov", check_id, title, name, outcome, note))
+        arm_type, _, name = resource.removeprefix("Microsoft.").partition(".")
+        shown = f"{name} ({arm_type.rsplit('/', 1)[-1]})"
+        results.append(CheckResult(stack, "checkov", check_id, title, shown, outcome, note))
     return results
 
 

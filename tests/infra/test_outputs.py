@@ -85,3 +85,13 @@ def test_contract_module_does_not_load_the_azure_sdk() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_docs_list_every_output_and_exception(project_root) -> None:
+    from infra.checks import EXCEPTIONS
+
+    docs = (project_root / "docs" / "infrastructure.md").read_text()
+    for spec in CONTRACT:
+        assert f"| `{spec.key}` |" in docs, spec.key
+    for check_id in EXCEPTIONS:
+        assert check_id in docs
