@@ -102,9 +102,10 @@ def validate_stages(stages: Sequence[int]) -> None:
 
 
 def qa_plan() -> Plan:
-    """QA has one deployment that is replaced in place, then smoke-tested."""
+    """QA has one deployment that is replaced in place, takes all traffic, and is smoke-tested."""
     steps = (
         Step(Action.DEPLOY, QA_ENDPOINT, QA_DEPLOYMENT),
+        Step(Action.SET_TRAFFIC, QA_ENDPOINT, traffic={QA_DEPLOYMENT: 100}),
         Step(Action.SMOKE_ENDPOINT, QA_ENDPOINT),
     )
     return Plan(

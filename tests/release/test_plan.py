@@ -102,9 +102,10 @@ def test_rollback_at_every_failure_point(start, stages) -> None:
 
 def test_qa_plan_has_no_rollback_into_production() -> None:
     plan = qa_plan()
-    assert actions(plan) == [Action.DEPLOY, Action.SMOKE_ENDPOINT]
+    assert actions(plan) == [Action.DEPLOY, Action.SET_TRAFFIC, Action.SMOKE_ENDPOINT]
+    assert plan.steps[1].traffic == {"qa": 100}
     assert all(step.endpoint != PROD_ENDPOINT for step in plan.steps)
-    assert rollback_plan(plan, 1) == ()
+    assert all(rollback_plan(plan, index) == () for index in range(len(plan.steps)))
 
 
 @given(st.dictionaries(st.sampled_from(["blue", "green"]), st.integers(0, 100)))
