@@ -41,10 +41,15 @@ def settings_from_pulumi_config() -> Settings:
         value = pulumi.Config(NAMESPACE).get(key)
         if value is None:
             continue
-        try:
-            raw[f"{NAMESPACE}:{key}"] = json.loads(value)
-        except json.JSONDecodeError:
-            raw[f"{NAMESPACE}:{key}"] = value
+        # Pulumi hands objects over as JSON text and scalars as plain strings (a suffix
+        # like "123456" must stay a string).
+        if value.lstrip().startswith(("{", "[")):
+            try:
+                raw[f"{NAMESPACE}:{key}"] = json.loads(value)
+                continue
+            except json.JSONDecodeError:
+                pass
+        raw[f"{NAMESPACE}:{key}"] = value
     raw["azure-native:location"] = pulumi.Config("azure-native").get("location")
     return settings_from_config(raw, pulumi.get_stack())
 

@@ -147,6 +147,12 @@ class InferenceSettings:
         """The router terminates TLS with the certificate in `ssl_secret`."""
         return not self.allow_insecure_connections
 
+    def compute_name_for(self, namespace: str) -> str:
+        """Name of the Kubernetes compute target attached for `namespace`."""
+        if namespace == self.namespace:
+            return self.compute_name
+        return f"k8s-{namespace}"[:16].rstrip("-")
+
 
 @dataclass(frozen=True)
 class NetworkSettings:
@@ -700,6 +706,15 @@ def settings_from_config(
     ]:
         _check_name(inf, key, "k8s_name", value)
     all_namespaces = (inference.namespace, *inference.team_namespaces)
+    compute_names = [inference.compute_name_for(namespace) for namespace in all_namespaces]
+    for team, compute in zip(all_namespaces[1:], compute_names[1:], strict=True):
+        _check_name(inf, "teamNamespaces", "ml_compute", compute)
+        if compute_names.count(compute) > 1 or compute == training.compute_name:
+            raise inf.fail(
+                "teamNamespaces",
+                f"gives namespace {team} the compute name {compute}, which is already taken",
+                "shorten or rename the namespace",
+            )
     if len(set(all_namespaces)) != len(all_namespaces) or "azureml" in all_namespaces:
         raise inf.fail(
             "teamNamespaces",

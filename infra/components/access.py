@@ -16,7 +16,7 @@ import pulumi
 from pulumi_azure_native import keyvault
 
 from infra.components.common import ClientConfig, child, grant
-from infra.settings import Settings
+from infra.settings import NAMESPACE, Settings
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class SecretsAndAccess(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("mlops:access:SecretsAndAccess", name, None, opts)
-        config = pulumi.Config()
+        config = pulumi.Config(NAMESPACE)
         today = today or dt.datetime.now(dt.UTC).date()
         self.secrets: dict[str, keyvault.Secret] = {}
         for secret in settings.key_vault.secrets:

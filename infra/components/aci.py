@@ -16,7 +16,7 @@ from pulumi_azure_native import containerinstance as aci
 from pulumi_azure_native import managedidentity, operationalinsights
 
 from infra.components.common import ClientConfig, child, grant
-from infra.settings import Settings
+from infra.settings import NAMESPACE, Settings
 
 SCORING_KEY_ENV = "SCORING_API_KEY"
 """Environment variable the scoring service reads its API key from."""
@@ -63,7 +63,7 @@ class QaScoringService(pulumi.ComponentResource):
         )
 
         key_name = settings.secret(cfg.scoring_key_secret).config_key
-        scoring_key = pulumi.Config().require_secret(key_name)
+        scoring_key = pulumi.Config(NAMESPACE).require_secret(key_name)
         shared_keys = operationalinsights.get_shared_keys_output(
             resource_group_name=resource_group_name,
             workspace_name=log_analytics_name,

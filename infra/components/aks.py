@@ -175,10 +175,13 @@ class InferenceCluster(pulumi.ComponentResource):
             opts=child(
                 self,
                 depends_on=waits,
-                # The autoscaler owns the node counts after creation.
-                ignore_changes=["agentPoolProfiles[*].count", "kubernetesVersion"]
-                if cfg.kubernetes_version is None
-                else ["agentPoolProfiles[*].count"],
+                # The autoscaler owns node counts and the upgrade channel owns versions
+                # after creation; `pulumi up` must not undo either.
+                ignore_changes=[
+                    "agentPoolProfiles[*].count",
+                    "agentPoolProfiles[*].orchestratorVersion",
+                    "kubernetesVersion",
+                ],
             ),
         )
         self.kubelet_object_id = self.cluster.identity_profile.apply(

@@ -19,7 +19,7 @@ from pulumi_azure_native import kubernetesconfiguration as kc
 from pulumi_azure_native import machinelearningservices as ml
 
 from infra.components.common import child
-from infra.settings import InstanceType, Settings
+from infra.settings import NAMESPACE, InstanceType, Settings
 
 EXTENSION_NAMESPACE = "azureml"
 
@@ -111,7 +111,7 @@ class KubernetesInference(pulumi.ComponentResource):
 
         before_extension: list[pulumi.Resource] = []
         if inference.tls_enabled:
-            config = pulumi.Config()
+            config = pulumi.Config(NAMESPACE)
             system_namespace = k8s.core.v1.Namespace(
                 f"{name}-ns-azureml",
                 metadata={"name": EXTENSION_NAMESPACE, "labels": {"managed-by": "pulumi"}},
@@ -176,11 +176,9 @@ class KubernetesInference(pulumi.ComponentResource):
 
         self.computes: dict[str, ml.Compute] = {}
         for namespace in namespaces:
-            primary = namespace == inference.namespace
-            compute_name = inference.compute_name if primary else f"k8s-{namespace}"[:16]
             self.computes[namespace] = ml.Compute(
                 f"{name}-attach-{namespace}",
-                compute_name=compute_name.rstrip("-"),
+                compute_name=inference.compute_name_for(namespace),
                 resource_group_name=resource_group_name,
                 workspace_name=workspace_name,
                 location=settings.location,

@@ -244,3 +244,21 @@ def test_every_allowed_prefix_and_suffix_gives_valid_azure_names(
 )
 def test_naming_rules(kind: str, name: str, valid: bool) -> None:
     assert (name_problem(kind, name) is None) is valid
+
+
+def test_team_namespaces_get_their_own_compute_targets(stack_config) -> None:
+    settings = settings_from_config(stack_config("dev"), "dev")
+    assert settings.inference.compute_name_for("mlops-dev") == "aks-inference"
+    assert settings.inference.compute_name_for("team-fraud") == "k8s-team-fraud"
+
+
+def test_team_namespaces_whose_compute_names_collide(stack_config) -> None:
+    config = stack_config("dev")
+    config["mlops:inference"]["teamNamespaces"] = ["analytics-east", "analytics-eastern"]
+    assert "already taken" in _fail(config)
+
+
+def test_reserved_namespace(stack_config) -> None:
+    config = stack_config("dev")
+    config["mlops:inference"]["teamNamespaces"] = ["azureml"]
+    assert "reserved for the extension" in _fail(config)
