@@ -17,3 +17,11 @@ Modules:
 Nothing here imports azure-ai-ml at module level except `entities`, `training` and `batch`, so
 `mlops --help` stays fast.
 """
+
+import logging
+
+# The SDKs log notices meant for notebooks as warnings: experimental classes (at import),
+# anonymous asset names, every credential DefaultAzureCredential tried. Our messages say what
+# matters. Child loggers, because azure.ai.ml resets its own top logger when imported.
+for _name in ("azure.ai.ml._utils._experimental", "azure.ai.ml._schema", "azure.identity"):
+    logging.getLogger(_name).setLevel(logging.ERROR)

@@ -1,23 +1,24 @@
-"""Capacity planning for the Kubernetes deployment: replicas from load, pure arithmetic.
+"""Autoscale settings of the Kubernetes deployment, from the project's capacity planner.
 
-Inputs: the peak load to serve and what one replica sustains. The scoring server answers in
-about 1 ms per request and sustains 110 to 275 requests/s per worker on a small CPU (design note
-§6); the default below assumes 50 per replica, leaving room for slower nodes and larger batches.
-Autoscaling keeps utilisation near the target, so the replicas needed at peak are
-`ceil(peak / (per_replica * target))`; the floor keeps two replicas for availability during
-node upgrades, and the ceiling doubles the peak need for bursts.
+`infra.sizing.replicas` (also behind `mlops infra size`) applies Azure ML's formula:
+replicas = ceil(rps x latency / target utilisation / max concurrent requests per replica).
+The peak it returns is the autoscaler's ceiling; the floor keeps two replicas so a node upgrade
+never leaves production on one pod. The same target utilisation goes to
+`TargetUtilizationScaleSettings`, and the concurrency per replica is the deployment's own
+`max_concurrent_requests_per_instance`, so the plan and the deployment cannot disagree.
 
-Settings (environment variables, so CI and a laptop plan alike): MLOPS_PEAK_RPS,
-MLOPS_REPLICA_RPS, MLOPS_TARGET_UTILIZATION, MLOPS_MIN_REPLICAS.
+Inputs (environment variables, so a CI stage and a laptop plan alike): MLOPS_PEAK_RPS
+(default 20), MLOPS_LATENCY_MS (default 100: request time at the router, queueing included),
+MLOPS_TARGET_UTILIZATION (default 0.7), MLOPS_MIN_REPLICAS (default 2).
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from infra.sizing import SizingError, replicas
 from pipelines.azure.entities import ScalePlan
 from pipelines.errors import MlopsError
 
@@ -26,33 +27,26 @@ from pipelines.errors import MlopsError
 class Load:
     """The load to plan for."""
 
-    peak_rps: float = 100.0
-    replica_rps: float = 50.0
-    target_utilization_percentage: int = 70
+    peak_rps: float = 20.0
+    latency_ms: float = 100.0
+    target_utilization: float = 0.7
     min_replicas: int = 2
 
 
-def plan_capacity(load: Load) -> ScalePlan:
-    """Replicas and autoscale target for the load."""
-    if load.peak_rps <= 0 or load.replica_rps <= 0:
-        raise MlopsError(
-            f"capacity planning needs positive loads, got peak {load.peak_rps} and per replica "
-            f"{load.replica_rps} requests/s"
+def plan_capacity(load: Load, max_concurrent_per_replica: int) -> ScalePlan:
+    """Autoscale floor, ceiling and target for the load."""
+    try:
+        peak = replicas(
+            load.peak_rps, load.latency_ms, load.target_utilization, max_concurrent_per_replica
         )
-    if not 10 <= load.target_utilization_percentage <= 90:
-        raise MlopsError(
-            "the target utilisation must be between 10 and 90 percent, got "
-            f"{load.target_utilization_percentage}"
-        )
+    except SizingError as error:
+        raise MlopsError(f"capacity plan: {error}") from error
     if load.min_replicas < 1:
-        raise MlopsError(f"at least one replica is needed, got {load.min_replicas}")
-    usable = load.replica_rps * load.target_utilization_percentage / 100
-    needed = math.ceil(load.peak_rps / usable)
-    minimum = max(load.min_replicas, 1)
+        raise MlopsError(f"MLOPS_MIN_REPLICAS must be at least 1, got {load.min_replicas}")
     return ScalePlan(
-        min_instances=minimum,
-        max_instances=max(minimum, 2 * needed),
-        target_utilization_percentage=load.target_utilization_percentage,
+        min_instances=load.min_replicas,
+        max_instances=max(load.min_replicas, peak),
+        target_utilization_percentage=round(load.target_utilization * 100),
     )
 
 
@@ -72,9 +66,7 @@ def load_from_environment(environ: Mapping[str, str] | None = None) -> Load:
 
     return Load(
         peak_rps=number("MLOPS_PEAK_RPS", defaults.peak_rps),
-        replica_rps=number("MLOPS_REPLICA_RPS", defaults.replica_rps),
-        target_utilization_percentage=int(
-            number("MLOPS_TARGET_UTILIZATION", defaults.target_utilization_percentage)
-        ),
+        latency_ms=number("MLOPS_LATENCY_MS", defaults.latency_ms),
+        target_utilization=number("MLOPS_TARGET_UTILIZATION", defaults.target_utilization),
         min_replicas=int(number("MLOPS_MIN_REPLICAS", defaults.min_replicas)),
     )

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from infra.outputs import StackOutputs
 from pipelines.errors import MlopsError
@@ -66,6 +66,21 @@ def check_credential(credential: TokenCredential) -> None:
             str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         )
         raise MlopsError(NO_CREDENTIAL.format(detail=first_line[:160])) from error
+
+
+T = TypeVar("T")
+
+
+def azure_call(what: str, action: Callable[[], T]) -> T:
+    """Run one Azure call; an Azure error becomes one sentence naming what failed."""
+    from azure.core.exceptions import AzureError
+
+    try:
+        return action()
+    except AzureError as error:
+        text = str(error).strip()
+        first = text.splitlines()[0] if text else type(error).__name__
+        raise MlopsError(f"{what} failed: {first[:300]}") from error
 
 
 Runner = Callable[[Sequence[str], bool], int]

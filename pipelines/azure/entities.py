@@ -20,6 +20,7 @@ from typing import Any
 
 from azure.ai.ml.constants import AssetTypes
 from azure.ai.ml.entities import (
+    BatchEndpoint,
     BatchRetrySettings,
     CodeConfiguration,
     DataCollector,
@@ -486,3 +487,11 @@ def batch_deployment(
         ),
         tags={"model": version.ref, TAG_DIGEST: version.digest},
     )
+
+
+def with_default_deployment(endpoint: BatchEndpoint, deployment: str) -> BatchEndpoint:
+    """A copy of the batch endpoint whose jobs go to `deployment` unless told otherwise."""
+    check_name("deployment", deployment)
+    updated = copy.deepcopy(endpoint)
+    updated.defaults = {"deployment_name": deployment}
+    return updated

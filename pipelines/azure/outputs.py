@@ -125,6 +125,60 @@ class StackFiles:
         )
 
 
+def example_outputs(
+    environment: str = "dev", *, aks: bool = True, aci: bool = False
+) -> StackOutputs:
+    """Placeholder outputs with the template's default names, for offline validation only."""
+    suffix = "t3mpl"
+    values: dict[str, str] = {
+        "environment": environment,
+        "subscription_id": "00000000-0000-0000-0000-000000000000",
+        "tenant_id": "00000000-0000-0000-0000-000000000000",
+        "resource_group": f"rg-mlops-{environment}",
+        "location": "westeurope",
+        "workspace_name": f"mlw-mlops-{environment}",
+        "workspace_id": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"
+        f"rg-mlops-{environment}/providers/Microsoft.MachineLearningServices/workspaces/"
+        f"mlw-mlops-{environment}",
+        "registry_name": f"mlops-registry-{suffix}",
+        "registry_resource_group": "rg-mlops-shared",
+        "acr_name": f"acrmlops{environment}{suffix}",
+        "acr_login_server": f"acrmlops{environment}{suffix}.azurecr.io",
+        "storage_account_name": f"stmlops{environment}{suffix}",
+        "batch_scoring_container": "batch-scoring",
+        "key_vault_name": f"kv-mlops-{environment}-{suffix}",
+        "key_vault_uri": f"https://kv-mlops-{environment}-{suffix}.vault.azure.net/",
+        "scoring_key_secret_name": "scoring-api-key",
+        "app_insights_name": f"appi-mlops-{environment}",
+        "app_insights_connection_string": "InstrumentationKey=00000000-0000-0000-0000-000000000000",
+        "log_analytics_workspace_id": "/subscriptions/00000000-0000-0000-0000-000000000000/"
+        f"resourceGroups/rg-mlops-{environment}/providers/Microsoft.OperationalInsights/"
+        f"workspaces/log-mlops-{environment}",
+        "training_compute_name": "cpu-cluster",
+        "online_endpoint_name": f"diabetes-{environment}-{suffix}",
+        "online_endpoint_auth_mode": "key",
+        "batch_endpoint_name": f"diabetes-batch-{environment}-{suffix}",
+    }
+    if aks:
+        values |= {
+            "aks_cluster_name": f"aks-mlops-{environment}",
+            "kubernetes_compute_name": "aks-inference",
+            "kubernetes_namespace": f"mlops-{environment}",
+            "inference_instance_type": "defaultinstancetype",
+            "inference_instance_types": "defaultinstancetype",
+            "inference_router_scheme": "http",
+        }
+    if aci:
+        values |= {
+            "qa_aci_name": f"aci-mlops-{environment}",
+            "qa_scoring_url": f"http://aci-mlops-{environment}.westeurope.azurecontainer.io:5001/score",
+            "qa_aci_identity_id": "/subscriptions/00000000-0000-0000-0000-000000000000/"
+            f"resourceGroups/rg-mlops-{environment}/providers/Microsoft.ManagedIdentity/"
+            f"userAssignedIdentities/id-aci-{environment}",
+        }
+    return StackOutputs.from_mapping(values)
+
+
 def describe(outputs: StackOutputs) -> str:
     """One line naming the stack's workspace, for progress output."""
     return f"{outputs.environment} (workspace {outputs.workspace_name}, {outputs.resource_group})"

@@ -10,6 +10,7 @@ The compute is the pipeline's `default_compute` setting, so `jobs.validate` chec
 wiring without a network call (a named compute would be looked up).
 """
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,18 @@ class TrainingComponents:
     def all(self) -> tuple[CommandComponent, ...]:
         """In pipeline order, for `mlops pipeline publish`."""
         return (self.validate, self.train, self.gate, self.register)
+
+
+def component_version(code_dir: Path, environment: Environment) -> str:
+    """A version that changes with the code snapshot or the environment, never otherwise.
+
+    The component commands live in this module, which is part of the snapshot.
+    """
+    digest = hashlib.sha256(str(environment_reference(environment)).encode())
+    for path in sorted(p for p in code_dir.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(code_dir).as_posix().encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:12]
 
 
 def environment_reference(environment: Environment) -> str:

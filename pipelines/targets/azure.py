@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 from infra.outputs import StackOutputs
-from pipelines.azure.client import AzureClients
+from pipelines.azure.client import AzureClients, azure_call
 from pipelines.azure.outputs import StackFiles
 from pipelines.azure.registry import AzureModelRegistry
 from pipelines.errors import MlopsError
@@ -167,21 +167,10 @@ class AzureTarget:
             ) from error
 
     def _update_endpoint(self, outputs: StackOutputs, endpoint: Any) -> None:
-        self._call(
+        azure_call(
             f"update endpoint {outputs.online_endpoint_name}",
             lambda: self._ml(outputs).online_endpoints.begin_create_or_update(endpoint).result(),
         )
-
-    @staticmethod
-    def _call(what: str, action: Callable[[], Any]) -> Any:
-        """Run one Azure call; an Azure error becomes one sentence (and a rollback)."""
-        from azure.core.exceptions import AzureError
-
-        try:
-            return action()
-        except AzureError as error:
-            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise MlopsError(f"{what} failed: {message or type(error).__name__}") from error
 
     # -- DeploymentTarget ------------------------------------------------------------------
     def traffic(self, endpoint: str) -> dict[str, int]:
@@ -209,7 +198,7 @@ class AzureTarget:
         from pipelines.azure.qa_service import qa_client, update_image, wait_healthy
 
         self.progress(f"container group {outputs.qa_aci_name} → {image}")
-        self._call(
+        azure_call(
             "the QA container group update", lambda: update_image(self.clients, outputs, image)
         )
         wait_healthy(qa_client(self.clients, outputs), sleep=self.sleep)
@@ -236,7 +225,9 @@ class AzureTarget:
                     f"endpoint {outputs.online_endpoint_name} runs on Kubernetes, which does not "
                     "support mirrored traffic; unset MLOPS_MIRROR_PERCENT"
                 )
-            plan = plan_capacity(load_from_environment())
+            plan = plan_capacity(
+                load_from_environment(), serving.max_concurrent_requests_per_instance
+            )
             built: Any = kubernetes_deployment(
                 outputs, outputs.online_endpoint_name, deployment, version, code, plan, serving
             )
@@ -250,7 +241,7 @@ class AzureTarget:
                 outputs, outputs.online_endpoint_name, deployment, version, code, serving
             )
             self.progress(f"{deployment} on managed compute ({built.instance_type})")
-        self._call(
+        azure_call(
             f"deployment {deployment} of {version.ref}",
             lambda: self._ml(outputs).online_deployments.begin_create_or_update(built).result(),
         )
@@ -270,7 +261,7 @@ class AzureTarget:
         try:
             self.sleep(self.rollout.settle_s)
             self._check_error_rate(PROD_ENDPOINT)
-            logs = self._call(
+            logs = azure_call(
                 f"reading the log of {deployment}",
                 lambda: self._ml(outputs).online_deployments.get_logs(
                     name=deployment, endpoint_name=outputs.online_endpoint_name, lines=1000
@@ -332,7 +323,7 @@ class AzureTarget:
                 f"endpoint {outputs.online_endpoint_name} has no scoring URI yet; wait for its "
                 "provisioning to finish"
             )
-        keys = self._call(
+        keys = azure_call(
             f"reading the keys of {outputs.online_endpoint_name}",
             lambda: self._ml(outputs).online_endpoints.get_keys(outputs.online_endpoint_name),
         )
@@ -413,7 +404,7 @@ class AzureTarget:
                     name=deployment, endpoint_name=outputs.online_endpoint_name
                 ).result()
 
-        self._call(f"deleting deployment {deployment}", remove)
+        azure_call(f"deleting deployment {deployment}", remove)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,221 @@
+"""Every entity the Azure target builds, serialized offline with its key fields asserted."""
+
+import re
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from azure.ai.ml.entities import (
+    DefaultScaleSettings,
+    KubernetesOnlineDeployment,
+    KubernetesOnlineEndpoint,
+    ManagedOnlineDeployment,
+    ManagedOnlineEndpoint,
+    TargetUtilizationScaleSettings,
+)
+
+from infra.outputs import StackOutputs
+from pipelines.azure import entities
+from pipelines.azure.capacity import Load, load_from_environment, plan_capacity
+from pipelines.azure.invariants import InvariantError
+from pipelines.errors import MlopsError
+from pipelines.registry import TAG_GOLDEN, RegisteredVersion
+from pipelines.settings import PROJECT_ROOT
+
+DIGEST = "ab" * 32
+VERSION = RegisteredVersion(
+    name="diabetes-ridge",
+    version="7",
+    run_id="run-7",
+    digest=DIGEST,
+    source="azureml://registries/r/models/diabetes-ridge/versions/7",
+    aliases=(),
+    tags={"model_sha256": DIGEST, "run_id": "run-7", TAG_GOLDEN: '{"rows": [], "predictions": []}'},
+)
+
+
+@pytest.fixture
+def code(tmp_path: Path) -> Path:
+    return entities.code_snapshot(tmp_path / "code", entities.SCORING_PACKAGES)
+
+
+def test_code_snapshot_holds_the_packages_and_nothing_else(tmp_path: Path) -> None:
+    snapshot = entities.code_snapshot(tmp_path / "code")
+    assert sorted(p.name for p in snapshot.iterdir()) == ["pipelines", "scoring", "training"]
+    assert (snapshot / "pipelines" / "azure" / "entrypoints.py").is_file()
+    assert not list(snapshot.rglob("__pycache__"))
+
+
+def test_training_environment_pins_the_ops_environment() -> None:
+    env = entities.training_environment()
+    assert env.image == entities.TRAINING_BASE_IMAGE
+    pins = dict(line.split("==") for line in env.conda_file["dependencies"][2]["pip"])
+    for package in ("scikit-learn", "mlflow-skinny", "azureml-mlflow", "azure-ai-ml", "numpy"):
+        assert pins[package] == metadata.version(package)
+    # The model must load where it is served: training's scikit-learn = the scoring image's.
+    scoring = (PROJECT_ROOT / "scoring" / "requirements.txt").read_text()
+    assert f"scikit-learn=={pins['scikit-learn']}" in scoring
+    assert env.version == entities.training_environment().version  # stable for equal pins
+    assert env._to_dict()["conda_file"]["dependencies"][0].startswith("python=3.")
+
+
+def test_batch_environment_adds_the_batch_driver_runtime() -> None:
+    env = entities.batch_environment((PROJECT_ROOT / "scoring" / "requirements.txt").read_text())
+    pip = env.conda_file["dependencies"][2]["pip"]
+    assert "azureml-core" in pip and "azureml-dataset-runtime[fuse]" in pip
+    assert any(line.startswith("scikit-learn==") for line in pip)
+    assert not any(line.startswith("#") for line in pip)
+
+
+def test_registry_model_carries_every_tag(tmp_path: Path) -> None:
+    bundle = tmp_path / "model"
+    bundle.mkdir()
+    model = entities.registry_model(VERSION, bundle, "dev/mlw")
+    rest = model._to_dict()
+    assert rest["type"] == "custom_model"
+    assert rest["version"] == "7"
+    assert rest["tags"][TAG_GOLDEN] == VERSION.tags[TAG_GOLDEN]
+    assert rest["tags"]["source"] == "dev/mlw"
+    assert rest["properties"]["model_sha256"] == DIGEST
+
+
+def test_kubernetes_deployment(prod: StackOutputs, code: Path) -> None:
+    plan = plan_capacity(Load(peak_rps=40, latency_ms=100), max_concurrent_per_replica=2)
+    built = entities.kubernetes_deployment(
+        prod, prod.online_endpoint_name, "green", VERSION, code, plan, entities.ServingSettings()
+    )
+    assert isinstance(built, KubernetesOnlineDeployment)
+    assert isinstance(built.scale_settings, TargetUtilizationScaleSettings)
+    data = built._to_dict()
+    assert data["name"] == "green"
+    assert data["endpoint_name"] == prod.online_endpoint_name
+    assert data["instance_type"] == "defaultinstancetype"
+    assert (
+        data["model"]
+        == "azureml://registries/mlops-registry-t3mpl/models/diabetes-ridge/versions/7"
+    )
+    assert data["environment"]["image"] == f"{prod.acr_login_server}/diabetes-scoring:7"
+    assert data["code_configuration"]["scoring_script"] == "scoring/score.py"
+    assert data["resources"] == {
+        "requests": {"cpu": "100m", "memory": "512Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi"},
+    }
+    assert data["scale_settings"] == {
+        "type": "target_utilization",
+        "min_instances": 2,
+        "max_instances": 3,  # ceil(40 rps x 0.1 s / 0.7 / 2) = 3
+        "polling_interval": 10,
+        "target_utilization_percentage": 70,
+    }
+    assert data["request_settings"]["request_timeout_ms"] == 5000
+    assert data["liveness_probe"]["failure_threshold"] == 3
+    assert data["readiness_probe"]["period"] == 5
+    assert data["app_insights_enabled"] is True
+    assert data["environment_variables"]["MODEL_SHA256"] == DIGEST
+    assert int(data["environment_variables"]["SCORING_TIMEOUT_MS"]) < 5000
+    rest = built._to_rest_object(location="westeurope")
+    collections = rest.properties.data_collector.collections
+    assert collections["model_inputs"].data_collection_mode.lower() == "enabled"
+    assert set(rest.properties.data_collector.collections) == {"model_inputs", "model_outputs"}
+    assert rest.sku.capacity == 2
+
+
+def test_managed_deployment_uses_default_scale(prod_managed: StackOutputs, code: Path) -> None:
+    built = entities.managed_deployment(
+        prod_managed, prod_managed.online_endpoint_name, "blue", VERSION, code,
+        entities.ServingSettings(),
+    )  # fmt: skip
+    assert isinstance(built, ManagedOnlineDeployment)
+    assert isinstance(built.scale_settings, DefaultScaleSettings)
+    data = built._to_dict()
+    assert data["instance_type"] == "Standard_DS2_v2"
+    assert data["instance_count"] == 2
+    assert data["data_collector"]["collections"]["model_outputs"]["enabled"] == "true"
+
+
+def test_kubernetes_deployment_needs_a_kubernetes_stack(
+    prod_managed: StackOutputs, code: Path
+) -> None:
+    with pytest.raises(InvariantError, match="no Kubernetes compute"):
+        entities.kubernetes_deployment(
+            prod_managed, "diabetes-prod", "green", VERSION, code, entities.ScalePlan(),
+            entities.ServingSettings(),
+        )  # fmt: skip
+
+
+def test_names_are_checked_before_building(prod: StackOutputs, code: Path) -> None:
+    with pytest.raises(InvariantError, match="33 characters"):
+        entities.kubernetes_deployment(
+            prod, "x" * 33, "green", VERSION, code, entities.ScalePlan(), entities.ServingSettings()
+        )
+
+
+def test_endpoints_as_the_infrastructure_creates_them(
+    prod: StackOutputs, prod_managed: StackOutputs
+) -> None:
+    kubernetes = entities.online_endpoint(prod)
+    assert isinstance(kubernetes, KubernetesOnlineEndpoint)
+    assert kubernetes._to_dict()["compute"] == "azureml:aks-inference"
+    managed = entities.online_endpoint(prod_managed)
+    assert isinstance(managed, ManagedOnlineEndpoint)
+    assert managed._to_dict()["auth_mode"] == "key"
+
+
+def test_traffic_updates(prod: StackOutputs, prod_managed: StackOutputs) -> None:
+    kubernetes = entities.online_endpoint(prod)
+    shifted = entities.with_traffic(kubernetes, {"blue": 90, "green": 10})
+    assert shifted._to_dict()["traffic"] == {"blue": 90, "green": 10}
+    assert kubernetes.traffic == {}  # a copy; the original is untouched
+    with pytest.raises(InvariantError, match="sum to 100"):
+        entities.with_traffic(kubernetes, {"blue": 90, "green": 20})
+    with pytest.raises(InvariantError, match="Kubernetes"):
+        entities.with_traffic(kubernetes, {"blue": 100}, {"green": 10})
+    managed = entities.online_endpoint(prod_managed)
+    mirrored = entities.with_traffic(managed, {"blue": 100}, {"green": 20})
+    assert mirrored._to_dict()["mirror_traffic"] == {"green": 20}
+    rest = mirrored._to_rest_online_endpoint(location="westeurope")  # what the SDK sends
+    assert rest.properties.mirror_traffic == {"green": 20}
+    emptied = entities.without_traffic(entities.with_traffic(managed, {"blue": 100}))
+    assert emptied.traffic == {"blue": 0}
+
+
+def test_batch_deployment(prod: StackOutputs, code: Path) -> None:
+    env = entities.batch_environment("numpy==2.0\n")
+    built = entities.batch_deployment(prod, VERSION, code, env, entities.BatchSettings())
+    data = built._to_dict()
+    assert data["name"] == "ridge-v7"
+    assert data["endpoint_name"] == prod.batch_endpoint_name
+    assert data["compute"] == "azureml:cpu-cluster"
+    assert data["model"].endswith("/models/diabetes-ridge/versions/7")
+    assert data["code_configuration"]["scoring_script"] == "scoring/batch_driver.py"
+    assert data["settings"]["output_action"] == "append_row"
+    assert data["settings"]["mini_batch_size"] == 10
+    assert data["settings"]["environment_variables"] == {"MODEL_SHA256": DIGEST}
+    assert data["settings"]["retry_settings"] == {"max_retries": 2, "timeout": 300}
+    endpoint = entities.with_default_deployment(
+        __import__("azure.ai.ml.entities", fromlist=["BatchEndpoint"]).BatchEndpoint(
+            name=prod.batch_endpoint_name
+        ),
+        "ridge-v7",
+    )
+    assert endpoint._to_dict()["defaults"] == {"deployment_name": "ridge-v7"}
+
+
+def test_capacity_plan_from_the_planner(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_PEAK_RPS", "20")
+    monkeypatch.setenv("MLOPS_LATENCY_MS", "10000")
+    plan = plan_capacity(load_from_environment(), max_concurrent_per_replica=1)
+    assert plan.max_instances == 286  # the worked example of Azure ML's documentation
+    assert plan.min_instances == 2
+    monkeypatch.setenv("MLOPS_TARGET_UTILIZATION", "1.5")
+    with pytest.raises(MlopsError, match="target-utilization"):
+        plan_capacity(load_from_environment(), 1)
+    monkeypatch.setenv("MLOPS_PEAK_RPS", "lots")
+    with pytest.raises(MlopsError, match="MLOPS_PEAK_RPS='lots' is not a number"):
+        load_from_environment()
+
+
+def test_image_names_the_model_version(prod: StackOutputs) -> None:
+    assert re.fullmatch(
+        r"acrmlopsprodt3mpl\.azurecr\.io/diabetes-scoring:7", entities.scoring_image(prod, "7")
+    )

@@ -1,0 +1,116 @@
+"""The training pipeline: components and wiring serialized, and the SDK's offline validation."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.ai.ml import dsl
+
+from infra.outputs import StackOutputs
+from pipelines.azure.entities import code_snapshot, training_environment
+from pipelines.azure.pipeline_job import (
+    PIPELINE_NAME,
+    PipelineSettings,
+    TrainingComponents,
+    build_components,
+    build_pipeline,
+    component_version,
+    environment_reference,
+)
+from pipelines.gate import GateConfig
+from pipelines.pipeline_commands import build_job, validation_errors
+from pipelines.settings import EXPERIMENT_NAME
+from training.model import TrainingConfig
+
+
+@pytest.fixture(scope="module")
+def code(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return code_snapshot(tmp_path_factory.mktemp("pipeline") / "code")
+
+
+@pytest.fixture(scope="module")
+def components(code: Path) -> TrainingComponents:
+    env = training_environment()
+    return build_components(code, environment_reference(env), component_version(code, env))
+
+
+def test_components(components: TrainingComponents, code: Path) -> None:
+    env = training_environment()
+    for component in components.all():
+        data = component._to_dict()
+        assert data["environment"] == f"azureml:diabetes-training:{env.version}"
+        assert data["code"] == str(code)
+        assert data["command"].startswith("python -m pipelines.azure.entrypoints ")
+    validate = components.validate._to_dict()
+    assert validate["inputs"]["data"] == {"type": "uri_file", "optional": True}
+    assert "$[[--data ${{inputs.data}}]]" in validate["command"]
+    train = components.train._to_dict()
+    assert set(train["inputs"]) == {"validated", "alpha", "seed", "test_size", "model_name"}
+    assert train["outputs"]["run"]["type"] == "uri_folder"
+    gate = components.gate._to_dict()
+    assert "--min-improvement ${{inputs.min_improvement}}" in gate["command"]
+    assert "$[[--registry-name ${{inputs.registry_name}}]]" in gate["command"]
+    register = components.register._to_dict()
+    assert set(register["inputs"]) >= {"run", "decision", "model_name"}
+
+
+def test_component_version_follows_the_code(tmp_path: Path, code: Path) -> None:
+    env = training_environment()
+    other = code_snapshot(tmp_path / "other")
+    assert component_version(code, env) == component_version(other, env)
+    (other / "training" / "extra.py").write_text("x = 1\n")
+    assert component_version(code, env) != component_version(other, env)
+
+
+def test_pipeline_wiring(components: TrainingComponents, dev: StackOutputs) -> None:
+    settings = PipelineSettings(
+        model_name="diabetes-ridge",
+        data="azureml:diabetes:3",
+        training=TrainingConfig(alpha=0.3, seed=7),
+        gate=GateConfig(metric="mae", min_improvement=0.5),
+    )
+    job = build_pipeline(components, dev, settings)
+    data = job._to_dict()
+    assert data["experiment_name"] == EXPERIMENT_NAME
+    assert data["settings"]["default_compute"] == "azureml:cpu-cluster"
+    assert data["inputs"]["data"] == {"type": "uri_file", "path": "azureml:diabetes:3"}
+    assert data["inputs"]["alpha"] == 0.3 and data["inputs"]["metric"] == "mae"
+    jobs = data["jobs"]
+    assert list(jobs) == ["validated", "trained", "decided", "registered"]
+    assert jobs["validated"]["inputs"]["data"]["path"] == "${{parent.inputs.data}}"
+    assert jobs["trained"]["inputs"]["validated"]["path"] == (
+        "${{parent.jobs.validated.outputs.validated}}"
+    )
+    assert jobs["decided"]["inputs"]["run"]["path"] == "${{parent.jobs.trained.outputs.run}}"
+    assert jobs["registered"]["inputs"]["decision"]["path"] == (
+        "${{parent.jobs.decided.outputs.decision}}"
+    )
+    assert jobs["decided"]["inputs"]["registry_name"] == "mlops-registry-t3mpl"
+    assert set(data["outputs"]) == {"run", "decision", "registered"}
+    rest = job._to_rest_object()
+    assert rest.properties.experiment_name == EXPERIMENT_NAME
+
+
+def test_validate_passes_offline(dev: StackOutputs, tmp_path: Path) -> None:
+    settings = PipelineSettings(model_name="diabetes-ridge")
+    job = build_job(dev, settings, tmp_path)
+    assert job.component.name == PIPELINE_NAME
+    # OfflineCredential raises on any token request: validation must not need one.
+    assert validation_errors(job, dev) == {}
+    assert "data" not in job._to_dict()["inputs"]  # unset: the bundled data set
+
+
+def test_broken_wiring_fails_validation(components: TrainingComponents, dev: StackOutputs) -> None:
+    validate, train, _, register = components.all()
+
+    @dsl.pipeline(None, name="broken", default_compute=dev.training_compute_name)
+    def broken() -> dict[str, Any]:
+        validated = validate()
+        trained = train(validated=validated.outputs.validated, alpha=0.5, seed=1, test_size=0.2,
+                        model_name="m")  # fmt: skip
+        # The decision is never passed to registration.
+        registered = register(run=trained.outputs.run, model_name="m")
+        return {"registered": registered.outputs.registered}
+
+    errors = validation_errors(broken(), dev)
+    assert any("decision" in key or "decision" in message for key, message in errors.items())
