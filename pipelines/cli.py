@@ -29,6 +29,7 @@ from pipelines.options import (
     TargetName,
     TestSize,
 )
+from pipelines.pipeline_commands import package_command, pipeline_app
 from pipelines.release_commands import (
     batch_score_command,
     endpoints_app,
@@ -75,9 +76,9 @@ def step(title: str) -> Iterator[None]:
 def tracking_for(target: TargetName, model_name: str | None) -> Tracking:
     """The MLflow tracking server of the chosen target."""
     if target is TargetName.azure:
-        raise MlopsError(
-            "--target azure is not available in this version yet; use --target local (the default)"
-        )
+        from pipelines.azure import commands
+
+        return commands.tracking(model_name)
     from pipelines.settings import load_settings
     from pipelines.steps import Tracking
 
@@ -333,6 +334,7 @@ def models_list(model_name: ModelName = None, target: Target = TargetName.local)
 
 
 # Serving and operations come after the lifecycle steps in `mlops --help`.
+app.command("package")(package_command)
 app.command("release")(release_command)
 app.command("serve")(serve_command)
 app.add_typer(endpoints_app, name="endpoints")
@@ -340,3 +342,4 @@ app.command("batch-score")(batch_score_command)
 app.command("teardown")(teardown_command)
 app.add_typer(models_app, name="models")
 app.add_typer(infra_app, name="infra")
+app.add_typer(pipeline_app, name="pipeline")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.table import Table
@@ -37,9 +37,11 @@ ModelRef = Annotated[
 def local_target(target: TargetName, model_name: str | None) -> tuple[Settings, LocalTarget]:
     """Settings and the deployment target for a command."""
     if target is TargetName.azure:
-        raise MlopsError(
-            "--target azure is not available in this version yet; use --target local (the default)"
-        )
+        from pipelines.azure import commands
+
+        # AzureTarget offers what these commands use (registry, client, endpoints, teardown);
+        # endpoints list and batch-score have Azure bodies in pipelines.azure.commands.
+        return cast("tuple[Settings, LocalTarget]", commands.target(model_name))
     from pipelines.registry import ModelRegistry
     from pipelines.settings import load_settings
     from pipelines.targets.local import LocalTarget

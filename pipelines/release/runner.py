@@ -142,7 +142,7 @@ def release(
     registry: ModelRegistry,
     version: RegisteredVersion,
     progress: Progress = lambda _: None,
-    traffic_stages: Sequence[int] = (100,),
+    traffic_stages: Sequence[int] | None = None,
     stage: str = "all",
 ) -> ReleaseLog:
     """QA deploy and smoke test, then production blue/green; the alias moves last.
@@ -156,7 +156,9 @@ def release(
     if stage in ("all", "qa"):
         runner.execute(qa_plan())
     if stage in ("all", "prod"):
-        runner.execute(production_plan(target.traffic(PROD_ENDPOINT), traffic_stages))
+        # A target may stage the shift itself (Azure: 10 → 50 → 100); locally it is all at once.
+        stages: Sequence[int] = traffic_stages or getattr(target, "traffic_stages", None) or (100,)
+        runner.execute(production_plan(target.traffic(PROD_ENDPOINT), stages))
     return runner.log
 
 
