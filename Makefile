@@ -31,13 +31,7 @@ bootstrap: $(OPS_STAMP) ## Create or update the ops environment
 KEEP_SERVING ?= 0
 
 demo: $(OPS_STAMP) ## The whole local lifecycle: data tests, train, gate, register, QA, blue/green
-	@status=0; $(RUN) mlops run || status=$$?; \
-	if [ "$(KEEP_SERVING)" = 1 ] && [ $$status = 0 ]; then \
-		echo "Endpoints keep serving: uv run mlops endpoints list; stop them with uv run mlops teardown"; \
-	else \
-		$(RUN) mlops teardown; \
-	fi; \
-	exit $$status
+	$(RUN) mlops demo $(if $(filter 1,$(KEEP_SERVING)),--keep-serving,)
 
 lint: $(OPS_STAMP) ## ruff lint and format check
 	$(RUN) ruff check .

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -250,12 +250,47 @@ def run(
     target: Target = TargetName.local,
 ) -> None:
     """The whole chain: data tests → train → gate → register → release, with a summary."""
+    tracking = tracking_for(target, model_name)
+    result = lifecycle(
+        tracking,
+        training_config(alpha, seed, test_size),
+        gate_config(metric, min_improvement),
+        data,
+        release=release,
+        target=target,
+        summary_file=summary_file,
+    )
+    summary(tracking, result)
+    if not result.decision.passed and fail_on_reject:
+        raise typer.Exit(REJECTED_EXIT_CODE)
+
+
+@dataclass(frozen=True)
+class LifecycleResult:
+    """What one pass of the lifecycle did."""
+
+    run_id: str
+    metrics: dict[str, float]
+    decision: GateDecision
+    version: RegisteredVersion | None
+    deployed: dict[str, str]
+    blue_green: bool  # the release put the new model beside a live one
+
+
+def lifecycle(
+    tracking: Tracking,
+    config: TrainingConfig,
+    gate: GateConfig,
+    data: Path | None,
+    *,
+    release: bool,
+    target: TargetName,
+    summary_file: Path | None = None,
+) -> LifecycleResult:
+    """Data tests → train → gate → register → (release); a rejection stops after the gate."""
     from pipelines.steps import evaluate as evaluate_step
     from pipelines.steps import register as register_step
 
-    config = training_config(alpha, seed, test_size)
-    gate = gate_config(metric, min_improvement)
-    tracking = tracking_for(target, model_name)
     outcome = _train(tracking, config, data)
     with step("Gate"):
         _, decision = evaluate_step(tracking, outcome.run_id, gate)
@@ -267,33 +302,28 @@ def run(
     if summary_file is not None:
         write_gate_summary(summary_file, decision, version.ref if version else None)
     deployed: dict[str, str] = {}
+    blue_green = False
     if version is not None:
         if release:
+            from pipelines.release.plan import PROD_ENDPOINT, live_slot
             from pipelines.release_commands import describe_endpoints, local_target, run_release
 
-            settings, local = local_target(target, model_name)
-            run_release(settings, local, version)
+            _, local = local_target(target, tracking.settings.model_name)
+            blue_green = live_slot(local.traffic(PROD_ENDPOINT)) is not None
+            run_release(tracking.settings, local, version)
             deployed = describe_endpoints(local)
         else:
             console.print(f"  not released; next: mlops release --model {version.ref}")
-    summary(tracking, outcome.run_id, outcome.metrics, decision, version, deployed)
-    if not decision.passed and fail_on_reject:
-        raise typer.Exit(REJECTED_EXIT_CODE)
+    return LifecycleResult(outcome.run_id, outcome.metrics, decision, version, deployed, blue_green)
 
 
-def summary(
-    tracking: Tracking,
-    run_id: str,
-    metrics: dict[str, float],
-    decision: GateDecision,
-    version: RegisteredVersion | None,
-    deployed: dict[str, str] | None = None,
-) -> None:
+def summary(tracking: Tracking, result: LifecycleResult) -> None:
     """The closing table of `mlops run`: what happened and what to do next."""
     production = tracking.registry.production()
+    decision, version, deployed = result.decision, result.version, result.deployed
     table = Table(title="Summary", show_header=False, title_justify="left")
-    table.add_row("run", run_id)
-    table.add_row("holdout metrics", metrics_text(metrics))
+    table.add_row("run", result.run_id)
+    table.add_row("holdout metrics", metrics_text(result.metrics))
     table.add_row("gate", f"{decision.label}: {decision.reason}")
     table.add_row("registered", version.ref if version else "nothing (rejected)")
     table.add_row("production alias", production.ref if production else "none")
@@ -331,6 +361,18 @@ def models_list(model_name: ModelName = None, target: Target = TargetName.local)
             version.run_id[:8],
         )
     console.print(table)
+
+
+@app.command()
+def demo(
+    keep_serving: Annotated[
+        bool, typer.Option("--keep-serving", help="Leave the local endpoints running at the end.")
+    ] = False,
+) -> None:
+    """The guided local lifecycle `make demo` runs: gate, register, QA, blue/green, a rejection."""
+    from pipelines.demo import run_demo
+
+    run_demo(keep_serving)
 
 
 # Serving and operations come after the lifecycle steps in `mlops --help`.

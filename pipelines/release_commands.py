@@ -82,8 +82,16 @@ def run_release(
     )
     log.write(reports)
     where = "QA passed its smoke test" if stage == "qa" else "is in production"
-    console.print(f"[green]✓[/] {version.ref} {where}; smoke reports in {reports}")
+    console.print(f"[green]✓[/] {version.ref} {where}; smoke reports in {display_path(reports)}")
     return log
+
+
+def display_path(path: Path) -> str:
+    """A path relative to the working directory when it is below it (shorter, machine-neutral)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def describe_endpoints(target: LocalTarget) -> dict[str, str]:

@@ -76,6 +76,9 @@ class Runner:
         where = f"{step.endpoint}/{deployment}" if deployment else step.endpoint
         report = smoke_test(where, client, self.version.golden)
         self.log.smoke_reports.append(report)
+        self.progress(
+            "  " + ", ".join(f"{c.name} {'ok' if c.passed else 'FAILED'}" for c in report.checks)
+        )
         failure = report.first_failure
         if failure is not None:
             raise MlopsError(
