@@ -111,6 +111,8 @@ def endpoints_list(model_name: str | None, clients: AzureClients | None = None) 
     for column in ("endpoint", "deployment", "model", "traffic", "url"):
         table.add_column(column, no_wrap=True)
     for view in views:
+        if not view.deployments:
+            table.add_row(view.name, "-", "-", "-", "no deployment yet")
         for name, deployed in view.deployments.items():
             table.add_row(
                 view.name, name, deployed.model, f"{view.traffic.get(name, 0)}%", deployed.url

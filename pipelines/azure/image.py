@@ -42,7 +42,10 @@ def build_context(registry: ModelRegistry, version: RegisteredVersion, dest: Pat
     dest.mkdir(parents=True)
     shutil.copytree(SCORING_DIR, dest / "scoring", ignore=_IGNORED)
     shutil.copy2(DOCKERFILE, dest / "Dockerfile")
-    registry.download(version, dest / "model")  # verified against the registered digest
+    # Verified against the registered digest; registries differ in where under `dest` it lands.
+    staging = dest / ".download"
+    shutil.move(registry.download(version, staging), dest / "model")
+    shutil.rmtree(staging, ignore_errors=True)
     (dest / "model.json").write_text(
         json.dumps(
             {"name": version.name, "version": version.version, "model_sha256": version.digest},

@@ -137,6 +137,8 @@ class AzureTarget:
     sleep: Callable[[float], None] = time.sleep
     name: str = "azure"
     _golden_rows: list[list[float]] = field(default_factory=lambda: PROBE_ROWS)
+    _rolling: str | None = None  # the deployment this release is rolling out
+    _split: dict[str, int] = field(default_factory=dict)  # the split set last
 
     @property
     def traffic_stages(self) -> tuple[int, ...]:
@@ -192,6 +194,7 @@ class AzureTarget:
             if endpoint == QA_ENDPOINT:
                 self._deploy_qa(outputs, image)
             else:
+                self._rolling = deployment
                 self._deploy_online(outputs, deployment, version, Path(scratch))
 
     def _deploy_qa(self, outputs: StackOutputs, image: str) -> None:
@@ -289,12 +292,14 @@ class AzureTarget:
         outputs = self.outputs(endpoint)
         current = self._endpoint(outputs)
         self._update_endpoint(outputs, with_traffic(current, traffic, {}))
+        self._split = dict(traffic)
         self.sleep(self.rollout.settle_s)
         self._check_error_rate(endpoint)
 
     def _check_error_rate(self, endpoint: str) -> None:
         requests = self.rollout.probe_requests
-        failures, first = probe(self.client(endpoint), self._golden_rows, requests)
+        # Unpinned: the router spreads these over the split, old and new deployment alike.
+        failures, first = probe(self._online_client(endpoint), self._golden_rows, requests)
         rate = failures / requests
         self.progress(f"error rate {rate:.1%} over {requests} requests")
         if rate > self.rollout.max_error_rate:
@@ -310,12 +315,23 @@ class AzureTarget:
             self.delete_in(self.outputs(endpoint), deployment)
 
     def client(self, endpoint: str, deployment: str | None = None) -> ScoringClient:
-        """The QA service, the production endpoint, or one deployment behind it (by header)."""
-        outputs = self.outputs(endpoint)
+        """The QA service, the production endpoint, or one deployment behind it (by header).
+
+        While a staged shift splits traffic, the endpoint's smoke test asserts the new model's
+        golden predictions, which only the new deployment gives: the client then goes through
+        the endpoint (router, key) pinned to it; the error-rate probe covers the split itself.
+        """
         if endpoint == QA_ENDPOINT:
             from pipelines.azure.qa_service import qa_client
 
-            return qa_client(self.clients, outputs)
+            return qa_client(self.clients, self.outputs(endpoint))
+        rolling = self._rolling
+        if deployment is None and rolling and 0 < self._split.get(rolling, 0) < 100:
+            deployment = rolling
+        return self._online_client(endpoint, deployment)
+
+    def _online_client(self, endpoint: str, deployment: str | None = None) -> ScoringClient:
+        outputs = self.outputs(endpoint)
         found = self._endpoint(outputs)
         scoring_uri = str(found.scoring_uri or "")
         if not scoring_uri:

@@ -175,7 +175,8 @@ class FakeWorkspace:
         from pipelines.azure.entities import online_endpoint
 
         endpoint = online_endpoint(self.outputs)
-        endpoint.scoring_uri = f"https://{self.outputs.online_endpoint_name}.example/score"
+        # Read-only in the SDK; Azure fills it in. The fake does what the service would.
+        endpoint._scoring_uri = f"https://{self.outputs.online_endpoint_name}.example/score"
         endpoint.traffic = dict(traffic or {})
         self.endpoint = endpoint
         return self
@@ -322,7 +323,7 @@ class FakeClients(AzureClients):
 class Behaviour:
     """How one deployment answers: normally, or broken in one way."""
 
-    mode: str = "ok"  # ok | wrong | error
+    mode: str = "ok"  # ok | wrong | error | error-routed (fails only when reached by traffic)
 
 
 class FakeHttp:
@@ -351,8 +352,9 @@ class FakeHttp:
         traffic = {k: v for k, v in (ws.endpoint.traffic or {}).items() if v}
         if not traffic:
             return None
+        # A stride coprime with 100 spreads even a few requests over the whole split.
         self.counter += 1
-        slot = self.counter % 100
+        slot = (self.counter * 37) % 100
         for name, share in sorted(traffic.items()):
             if slot < share:
                 return name
@@ -393,7 +395,11 @@ class FakeHttp:
             if name is None:
                 return self._json(404, {"message": "no deployment"})
             model = ws.deployments[name].tags["model"]
-            return self._serve(model, self.behaviour.get(name, Behaviour()), method, path, body)
+            behaviour = self.behaviour.get(name, Behaviour())
+            if behaviour.mode == "error-routed":
+                routed = "azureml-model-deployment" not in headers
+                behaviour = Behaviour("error" if routed else "ok")
+            return self._serve(model, behaviour, method, path, body)
         qa_outputs = next(
             (w.outputs for w in self.clients.workspaces.values() if w.outputs.qa_scoring_url),
             None,

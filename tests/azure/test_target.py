@@ -1,0 +1,251 @@
+"""The Azure target driven by the real release runner, call by call against recording fakes."""
+
+from pathlib import Path
+
+import pytest
+from azure.ai.ml.entities import (
+    DefaultScaleSettings,
+    KubernetesOnlineDeployment,
+    ManagedOnlineDeployment,
+    TargetUtilizationScaleSettings,
+)
+
+from infra.outputs import StackOutputs
+from pipelines.azure.invariants import InvariantError
+from pipelines.azure.registry import PRODUCTION_TAG
+from pipelines.errors import MlopsError
+from pipelines.release.runner import ReleaseError, release
+from pipelines.targets.azure import RolloutSettings
+from tests.azure.conftest import World
+from tests.azure.fakes import QA_KEY, Behaviour, write_outputs
+
+
+def prod_release(world: World, which: str, **rollout: object):
+    target = world.target(**rollout)
+    version = world.version(getattr(world.store, which))
+    return target, release(target, target.registry, version, world.lines.append, stage="prod")
+
+
+def first_release(world: World, prod: StackOutputs) -> None:
+    world.workspace(prod).with_endpoint()
+    prod_release(world, "v1")
+    world.log.calls.clear()
+    world.lines.clear()
+    world.http.requests.clear()
+    world.workspace(prod).traffic_history.clear()
+    world.workspace(prod).mirror_history.clear()
+
+
+def production(world: World) -> str | None:
+    found = world.registry().production()
+    return found.version if found else None
+
+
+def test_first_release_goes_to_blue_with_all_traffic(world: World, prod: StackOutputs) -> None:
+    ws = world.workspace(prod).with_endpoint()
+    _, log = prod_release(world, "v1")
+    names = [n for n in world.log.names() if not n.startswith("registry.")]
+    assert names == [
+        "online_endpoints.get",  # current traffic: nothing live
+        "az",  # the image of v1 is already in the prod ACR
+        "online_endpoints.get",
+        "online_deployments.begin_create_or_update",  # blue
+        *["online_endpoints.get", "online_endpoints.get_keys"],  # smoke test blue directly
+        *["online_endpoints.get", "online_endpoints.begin_create_or_update"],  # blue 100%
+        *["online_endpoints.get", "online_endpoints.get_keys"],  # error-rate probe
+        *["online_endpoints.get", "online_endpoints.get_keys"],  # smoke test the endpoint
+    ]
+    deployment = world.log.of("online_deployments.begin_create_or_update")[0].arg
+    assert isinstance(deployment, KubernetesOnlineDeployment)
+    assert deployment.name == "blue"
+    assert deployment.model.endswith("/models/diabetes-ridge/versions/1")
+    assert isinstance(deployment.scale_settings, TargetUtilizationScaleSettings)
+    assert ws.traffic_history == [{"blue": 100}]  # nothing live: no staged shift
+    assert production(world) == "1"
+    assert [s for s in log.steps if "traffic" in s] == ["traffic on prod: blue 100%"]
+    # the pointer moved after the last smoke test through the endpoint
+    last_update = max(i for i, c in enumerate(world.log.calls) if c.name.endswith("update"))
+    assert world.log.calls[last_update].name == "registry.models.create_or_update"
+    assert PRODUCTION_TAG in world.log.calls[last_update].arg.tags
+
+
+def test_second_release_shifts_in_stages_and_retires_blue(world: World, prod: StackOutputs) -> None:
+    first_release(world, prod)
+    ws = world.workspace(prod)
+    _, log = prod_release(world, "v2")
+    created = world.log.of("online_deployments.begin_create_or_update")
+    assert [c.arg.name for c in created] == ["green"]
+    assert ws.traffic_history == [
+        {"green": 10, "blue": 90},
+        {"green": 50, "blue": 50},
+        {"green": 100, "blue": 0},
+    ]
+    names = world.log.names()
+    promoted = max(
+        i for i, c in enumerate(world.log.calls) if c.name == "registry.models.create_or_update"
+    )
+    last_shift = max(
+        i for i, n in enumerate(names) if n == "online_endpoints.begin_create_or_update"
+    )
+    deleted = names.index("online_deployments.begin_delete")
+    assert last_shift < promoted < deleted
+    assert world.log.of("online_deployments.begin_delete")[0].kwargs["name"] == "blue"
+    assert set(ws.deployments) == {"green"}
+    assert production(world) == "2"
+    # the 10% stage really sent requests to both versions, and each stage was probed
+    routed = {name for _, path, name in world.http.requests if path == "/score"}
+    assert routed == {"blue", "green"}
+    assert sum("error rate 0.0% over 20 requests" in line for line in world.lines) == 3
+    smoke_targets = [report.target for report in log.smoke_reports]
+    assert smoke_targets == ["prod/green", "prod", "prod", "prod"]
+
+
+def test_wrong_predictions_on_green_never_get_traffic(world: World, prod: StackOutputs) -> None:
+    first_release(world, prod)
+    world.http.behaviour["green"] = Behaviour("wrong")
+    with pytest.raises(ReleaseError, match=r"smoke test prod/green directly.*golden"):
+        prod_release(world, "v2")
+    ws = world.workspace(prod)
+    assert ws.traffic_history == []
+    assert set(ws.deployments) == {"blue"}
+    assert production(world) == "1"
+
+
+def test_errors_under_traffic_roll_back_to_blue(world: World, prod: StackOutputs) -> None:
+    first_release(world, prod)
+    world.http.behaviour["green"] = Behaviour("error-routed")
+    with pytest.raises(ReleaseError, match=r"error rate .* over the budget.*rolled back"):
+        prod_release(world, "v2")
+    ws = world.workspace(prod)
+    assert ws.traffic_history == [{"green": 10, "blue": 90}, {"blue": 100}]
+    assert set(ws.deployments) == {"blue"}
+    assert production(world) == "1"
+
+
+def test_a_failed_deployment_is_removed(world: World, prod: StackOutputs) -> None:
+    first_release(world, prod)
+    world.workspace(prod).fail_deployment = True
+    with pytest.raises(ReleaseError, match=r"deployment green of diabetes-ridge:2 failed.*crashed"):
+        prod_release(world, "v2")
+    assert world.log.of("online_deployments.begin_delete")[0].kwargs["name"] == "green"
+    assert production(world) == "1"
+
+
+def test_mirroring_is_refused_on_kubernetes_before_any_deployment(
+    world: World, prod: StackOutputs
+) -> None:
+    first_release(world, prod)
+    with pytest.raises(ReleaseError, match=r"Kubernetes, which does not support mirrored"):
+        prod_release(world, "v2", mirror_percent=10)
+    assert world.log.of("online_deployments.begin_create_or_update") == []
+
+
+def test_managed_endpoint_mirrors_before_the_shift(
+    world: World, prod_managed: StackOutputs, stacks_dir: Path
+) -> None:
+    write_outputs(stacks_dir, [prod_managed])
+    first_release(world, prod_managed)
+    ws = world.workspace(prod_managed)
+    prod_release(world, "v2", mirror_percent=20)
+    deployment = world.log.of("online_deployments.begin_create_or_update")[0].arg
+    assert isinstance(deployment, ManagedOnlineDeployment)
+    assert isinstance(deployment.scale_settings, DefaultScaleSettings)
+    assert ws.mirror_history[:2] == [{"green": 20}, {}]  # on, then off before any live traffic
+    # mirroring only re-sent the live split; the first shift is the staged 10%
+    assert next(t for t in ws.traffic_history if t.get("green")) == {"green": 10, "blue": 90}
+    assert world.log.of("online_deployments.get_logs")[0].kwargs["name"] == "green"
+    assert production(world) == "2"
+
+
+def test_server_errors_in_the_mirror_stop_the_release(
+    world: World, prod_managed: StackOutputs, stacks_dir: Path
+) -> None:
+    write_outputs(stacks_dir, [prod_managed])
+    first_release(world, prod_managed)
+    ws = world.workspace(prod_managed)
+    ws.deployment_logs["green"] = "Traceback (most recent call last):\n  KeyError: 'x'\n"
+    with pytest.raises(ReleaseError, match=r"mirrored requests with server errors"):
+        prod_release(world, "v2", mirror_percent=20)
+    assert ws.mirror_history[-1] == {}
+    assert set(ws.deployments) == {"blue"}
+    assert production(world) == "1"
+
+
+def test_qa_rolls_the_container_image_and_keeps_its_secrets(world: World, qa: StackOutputs) -> None:
+    world.workspace(qa)  # the HTTP fake finds the QA service through the qa stack
+    target = world.target()
+    version = world.version(world.store.v2)
+    log = release(target, target.registry, version, world.lines.append, stage="qa")
+    assert world.clients.aci.image == f"{qa.acr_login_server}/diabetes-scoring:2"
+    env = {v.name: v for v in world.clients.aci.group.containers[0].environment_variables}
+    assert env["SCORING_API_KEY"].secure_value == QA_KEY
+    assert env["APPLICATIONINSIGHTS_CONNECTION_STRING"].secure_value == (
+        qa.app_insights_connection_string
+    )
+    assert world.log.names("aci") == [
+        "aci.container_groups.get",
+        "aci.container_groups.begin_create_or_update",
+    ]
+    (report,) = log.smoke_reports
+    assert report.passed
+    assert [c.name for c in report.checks] == ["health", "openapi", "golden", "bad-request", "auth"]
+
+
+def test_missing_image_is_built_in_the_stack_acr(
+    world: World, prod: StackOutputs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM scratch\n")
+    monkeypatch.setattr("pipelines.azure.image.DOCKERFILE", dockerfile)
+    world.clients.az_status["acr repository show"] = 3
+    world.workspace(prod).with_endpoint()
+    prod_release(world, "v1")
+    show, build = world.log.of("az")[:2]
+    assert show.args[:3] == ("acr", "repository", "show")
+    assert build.args[:2] == ("acr", "build")
+    args = list(build.args)
+    assert args[args.index("--registry") + 1] == prod.acr_name
+    assert args[args.index("--image") + 1] == "diabetes-scoring:1"
+    digest = world.store.v1.digest
+    assert f"MODEL_SHA256={digest}" in args
+    world.clients.az_status["acr build"] = 1
+    with pytest.raises(ReleaseError, match=r"ACR build of diabetes-scoring:2 .* failed"):
+        prod_release(world, "v2")
+
+
+def test_traffic_is_checked_before_any_call(world: World, prod: StackOutputs) -> None:
+    world.workspace(prod).with_endpoint({"blue": 100})
+    target = world.target()
+    with pytest.raises(InvariantError, match="sum to 100"):
+        target.set_traffic("prod", {"blue": 60, "green": 60})
+    assert world.log.of("online_endpoints.begin_create_or_update") == []
+
+
+def test_endpoints_and_teardown(
+    world: World, prod: StackOutputs, dev: StackOutputs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first_release(world, prod)
+    views = {view.name: view for view in world.target().endpoints()}
+    assert views[prod.online_endpoint_name].traffic == {"blue": 100}
+    assert views[prod.online_endpoint_name].deployments["blue"].model == "diabetes-ridge:1"
+    monkeypatch.setenv("MLOPS_STACK", "prod")
+    with pytest.raises(MlopsError, match="refuses to remove production"):
+        world.target().teardown()
+    monkeypatch.setenv("MLOPS_STACK", "dev")
+    ws = world.workspace(dev).with_endpoint()
+    ws.deployments["blue"] = world.workspace(prod).deployments["blue"]
+    ws.endpoint.traffic = {"blue": 100}
+    assert world.target().teardown() == [f"{dev.online_endpoint_name}/blue"]
+    assert ws.deployments == {}
+
+
+def test_rollout_settings_from_the_environment() -> None:
+    settings = RolloutSettings.from_environment(
+        {"MLOPS_TRAFFIC_STAGES": "25,100", "MLOPS_MIRROR_PERCENT": "10"}
+    )
+    assert settings.traffic_stages == (25, 100)
+    assert settings.mirror_percent == 10
+    with pytest.raises(MlopsError, match="MLOPS_TRAFFIC_STAGES"):
+        RolloutSettings.from_environment({"MLOPS_TRAFFIC_STAGES": "50,10"})
+    with pytest.raises(MlopsError, match="MLOPS_MAX_ERROR_RATE"):
+        RolloutSettings.from_environment({"MLOPS_MAX_ERROR_RATE": "2"})
