@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, cast
 
@@ -235,29 +238,59 @@ def serve_command(
 ) -> None:
     """Run one inference server in the foreground (Ctrl-C stops it)."""
     from pipelines import scoring_env
+    from pipelines.targets.local import HEALTH_TIMEOUT_S
+    from scoring.settings import SettingsError
+    from scoring.settings import load_settings as scoring_settings
 
     settings, local = local_target(target, model_name)
+    try:  # the scoring service's own rules, checked before anything starts
+        scoring_settings({"SCORING_API_KEY": api_key} if api_key else {})
+    except SettingsError as error:
+        raise MlopsError(f"--api-key is not usable: {error}") from error
     version = resolve(local.registry, model)
     folder = settings.state_dir / "serve" / str(port)
     bundle = local.registry.download(version, folder / "model")
     scoring_env.ensure_scoring_env()
-    console.print(
-        f"Serving {version.ref} on http://127.0.0.1:{port}/score "
-        f"({'key required' if api_key else 'no auth'}); Ctrl-C to stop"
-    )
+    log_file = settings.logs_dir / f"serve-{port}.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log_file.write_text("")
     process = scoring_env.start_inference_server(
         bundle,
         port,
         api_key=api_key,
         model_sha256=version.digest,
         collect_dir=settings.collected_dir / f"serve-{port}",
+        log_file=log_file,
     )
+    # `kill` (SIGTERM) stops the server as cleanly as Ctrl-C does: never leave it orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        process.wait()
+        with console.status(f"Starting the inference server for {version.ref}…"):
+            scoring_env.wait_healthy(process.url, HEALTH_TIMEOUT_S, process)
+        console.print(
+            f"Serving {version.ref} on {process.url}/score "
+            f"({'key required' if api_key else 'no auth'}); server log follows "
+            f"({display_path(log_file)}); Ctrl-C to stop"
+        )
+        follow(log_file, process)
     except KeyboardInterrupt:
         console.print("stopping")
     finally:
         scoring_env.stop_process(process)
+
+
+def follow(log_file: Path, process: subprocess.Popen[bytes]) -> None:
+    """Print the server log as it grows, until the server exits."""
+    with log_file.open("r", encoding="utf-8", errors="replace") as stream:
+        stream.seek(0, 2)  # what came before health is startup noise
+        while process.poll() is None:
+            line = stream.readline()
+            if line:
+                console.out(line.rstrip("\n"), highlight=False)
+            else:
+                time.sleep(0.2)
+        console.out(stream.read(), highlight=False)
+    raise MlopsError(f"the inference server exited with code {process.returncode}; see {log_file}")
 
 
 def batch_score_command(
