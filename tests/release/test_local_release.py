@@ -47,9 +47,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
             evaluate(tracking, run_id, GateConfig(min_improvement=-1e9))
             versions.append(register(tracking, run_id))
         result = Store(tracking, *versions)
-        release(result.target(), result.registry, result.v1)
-        yield result
-        result.target().teardown()
+        try:  # a failed setup must not leave servers behind either
+            release(result.target(), result.registry, result.v1)
+            yield result
+        finally:
+            result.target().teardown()
 
 
 def assert_v1_serves_production(store: Store) -> None:
