@@ -373,7 +373,7 @@ class AzureTarget:
             return EndpointView(
                 endpoint,
                 {QA_DEPLOYMENT: 100},
-                {QA_DEPLOYMENT: DeploymentView("see image tag", url)},
+                {QA_DEPLOYMENT: DeploymentView(f"container group {outputs.qa_aci_name}", url)},
             )
         found = self._endpoint(outputs)
         deployments = {
