@@ -1,0 +1,167 @@
+"""The Azure DevOps stack under Pulumi mocks: what it creates and what its settings refuse."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from infra.devops.recording import RecordedDevops
+from infra.devops.settings import (
+    NAMESPACE,
+    DevopsSettingsError,
+    read_stack_config,
+    settings_from_config,
+)
+
+ENV = "azuredevops:index/environment:Environment"
+APPROVAL = "azuredevops:index/checkApproval:CheckApproval"
+BRANCH = "azuredevops:index/checkBranchControl:CheckBranchControl"
+LOCK = "azuredevops:index/checkExclusiveLock:CheckExclusiveLock"
+ENDPOINT = "azuredevops:index/serviceEndpointAzureRM:ServiceEndpointAzureRM"
+FEDERATION = "azure-native:managedidentity:FederatedIdentityCredential"
+
+
+def checks_of(devops: RecordedDevops, environment: str) -> set[str]:
+    env_id = devops.named(environment).outputs["id"]
+    kinds = {APPROVAL: "approval", BRANCH: "branch", LOCK: "lock"}
+    return {
+        kinds[r.type]
+        for r in devops.resources
+        if r.type in kinds and r.inputs["targetResourceId"] == env_id
+    }
+
+
+def test_components_parent_every_resource(devops: RecordedDevops) -> None:
+    components = {r.urn: r for r in devops.resources if r.is_component}
+    assert {r.type for r in components.values()} == {
+        f"mlops:devops:{name}"
+        for name in (
+            "PipelineIdentity",
+            "ServiceConnection",
+            "VariableGroups",
+            "Environments",
+            "Pipelines",
+        )
+    }
+    for resource in devops.resources:
+        if resource.custom:
+            assert resource.parent in components, resource.name
+
+
+def test_qa_and_prod_have_approval_branch_control_and_lock(devops: RecordedDevops) -> None:
+    assert {r.inputs["name"] for r in devops.of_type(ENV)} >= {"qa", "prod"}
+    for environment in ("qa", "prod", "infra-prod"):
+        assert checks_of(devops, environment) == {"approval", "branch", "lock"}
+    approval = next(
+        r
+        for r in devops.of_type(APPROVAL)
+        if r.inputs["targetResourceId"] == devops.named("prod").outputs["id"]
+    )
+    assert approval.inputs["approvers"] == list(devops.settings.approvers)
+    assert approval.inputs["requesterCanApprove"] is False
+    branch = devops.named("prod-branch")
+    assert branch.inputs["allowedBranches"] == "refs/heads/main"
+    assert branch.inputs["verifyBranchProtection"] is True
+
+
+def test_service_connection_is_secretless_and_federated(devops: RecordedDevops) -> None:
+    [endpoint] = devops.of_type(ENDPOINT)
+    assert endpoint.inputs["serviceEndpointAuthenticationScheme"] == "WorkloadIdentityFederation"
+    assert set(endpoint.inputs["credentials"]) == {"serviceprincipalid"}
+    assert not endpoint.secret_inputs
+    [federation] = devops.of_type(FEDERATION)
+    assert federation.inputs["issuer"] == endpoint.outputs["workloadIdentityFederationIssuer"]
+    assert federation.inputs["subject"] == endpoint.outputs["workloadIdentityFederationSubject"]
+    assert federation.inputs["audiences"] == ["api://AzureADTokenExchange"]
+    [identity] = devops.of_type("azure-native:managedidentity:UserAssignedIdentity")
+    assert endpoint.inputs["credentials"]["serviceprincipalid"] == identity.outputs["clientId"]
+
+
+def test_secrets_group_is_linked_to_key_vault(devops: RecordedDevops) -> None:
+    secrets = devops.named("secrets")
+    [endpoint] = devops.of_type(ENDPOINT)
+    assert secrets.inputs["keyVault"] == {
+        "name": devops.settings.key_vault.name,
+        "serviceEndpointId": endpoint.outputs["id"],
+    }
+    assert all("value" not in v for v in secrets.inputs["variables"])
+    assert secrets.inputs["allowAccess"] is False
+    # Linking reads the vault: it waits for the identity's role and the federation.
+    assert devops.named("pipelines-vault-secrets").urn in secrets.dependencies
+
+
+def test_role_assignments_are_scoped_and_typed(devops: RecordedDevops) -> None:
+    sub = devops.settings.service_connection.subscription_id
+    scopes = {
+        r.name: r.inputs["scope"]
+        for r in devops.of_type("azure-native:authorization:RoleAssignment")
+    }
+    assert scopes["pipelines-state-blob"].endswith(
+        f"storageAccounts/{devops.settings.state_backend.storage_account}"
+    )
+    assert scopes["pipelines-sub-contributor"] == f"/subscriptions/{sub}"
+    for r in devops.of_type("azure-native:authorization:RoleAssignment"):
+        assert r.inputs["principalType"] == "ServicePrincipal"
+
+
+def test_four_pipelines_authorized_for_what_they_use(devops: RecordedDevops) -> None:
+    definitions = devops.of_type("azuredevops:index/buildDefinition:BuildDefinition")
+    assert {d.inputs["name"] for d in definitions} == {
+        "mlops-build",
+        "mlops-retrain",
+        "mlops-release",
+        "mlops-infra",
+    }
+    for d in definitions:
+        assert d.inputs["repository"]["ymlPath"].startswith(".azure-pipelines/")
+        assert d.inputs["ciTrigger"] == {"useYaml": True}
+    release_id = int(devops.named("mlops-release").outputs["id"])
+    release_auth = {
+        r.inputs["resourceId"]
+        for r in devops.of_type("azuredevops:index/pipelineAuthorization:PipelineAuthorization")
+        if r.inputs["pipelineId"] == release_id
+    }
+    assert devops.named("prod").outputs["id"] in release_auth
+    assert devops.outputs["service_connection_name"] == "mlops-azure"
+
+
+@pytest.fixture
+def raw() -> dict[str, Any]:
+    return copy.deepcopy(read_stack_config())
+
+
+def test_the_stack_file_is_valid(raw: dict[str, Any]) -> None:
+    settings = settings_from_config(raw)
+    assert settings.repository.ref == "refs/heads/main"
+
+
+def test_unknown_key_gets_a_suggestion(raw: dict[str, Any]) -> None:
+    raw[f"{NAMESPACE}:aprovers"] = raw.pop(f"{NAMESPACE}:approvers")
+    with pytest.raises(DevopsSettingsError, match="did you mean mlops-devops:approvers"):
+        settings_from_config(raw)
+
+
+def test_prod_cannot_drop_a_check(raw: dict[str, Any]) -> None:
+    raw[f"{NAMESPACE}:environments"]["prod"]["exclusiveLock"] = False
+    with pytest.raises(DevopsSettingsError, match=r"environments\.prod"):
+        settings_from_config(raw)
+
+
+def test_approval_needs_approvers(raw: dict[str, Any]) -> None:
+    raw[f"{NAMESPACE}:approvers"] = []
+    with pytest.raises(DevopsSettingsError, match="approvers"):
+        settings_from_config(raw)
+
+
+def test_github_needs_a_service_connection(raw: dict[str, Any]) -> None:
+    raw[f"{NAMESPACE}:repository"] = {"type": "GitHub", "name": "contoso/mlops", "branch": "main"}
+    with pytest.raises(DevopsSettingsError, match="githubServiceConnectionId"):
+        settings_from_config(raw)
+
+
+def test_unknown_subscription_role_is_refused(raw: dict[str, Any]) -> None:
+    raw[f"{NAMESPACE}:serviceConnection"]["subscriptionRoles"] = ["Owner"]
+    with pytest.raises(DevopsSettingsError, match="Owner"):
+        settings_from_config(raw)
