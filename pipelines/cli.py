@@ -306,9 +306,9 @@ def lifecycle(
     if version is not None:
         if release:
             from pipelines.release.plan import PROD_ENDPOINT, live_slot
-            from pipelines.release_commands import describe_endpoints, local_target, run_release
+            from pipelines.release_commands import describe_endpoints, run_release, serving_target
 
-            _, local = local_target(target, tracking.settings.model_name)
+            _, local = serving_target(target, tracking.settings.model_name)
             blue_green = live_slot(local.traffic(PROD_ENDPOINT)) is not None
             run_release(tracking.settings, local, version)
             deployed = describe_endpoints(local)

@@ -22,7 +22,7 @@ from pipelines.cli import LifecycleResult, gate_config, lifecycle, metrics_text,
 from pipelines.console import console
 from pipelines.options import TargetName
 from pipelines.release.plan import PROD_ENDPOINT, live_slot
-from pipelines.release_commands import describe_endpoints, local_target, run_release
+from pipelines.release_commands import describe_endpoints, run_release, serving_target
 from training.model import TrainingConfig
 
 TUNED_ALPHA = 0.1  # better than the default 0.5 on the bundled data's seeded holdout
@@ -32,7 +32,7 @@ WORSE_ALPHA = 1000.0  # shrinks every coefficient to ~0: barely better than the 
 def run_demo(keep_serving: bool) -> None:
     """Run the story; stop every local server at the end unless asked to keep serving."""
     tracking = tracking_for(TargetName.local, None)
-    settings, local = local_target(TargetName.local, None)
+    settings, local = serving_target(TargetName.local, None)
     registry = tracking.registry
     gate = gate_config(None, None)
     results: list[tuple[str, LifecycleResult]] = []

@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from pipelines.registry import ModelRegistry, RegisteredVersion
     from pipelines.release.runner import ReleaseLog
     from pipelines.settings import Settings
-    from pipelines.targets.local import LocalTarget
+    from pipelines.targets.base import ServingTarget
 
 endpoints_app = typer.Typer(
     help="Local or Azure endpoints: list and call them.", no_args_is_help=True
@@ -37,14 +37,12 @@ ModelRef = Annotated[
 ]
 
 
-def local_target(target: TargetName, model_name: str | None) -> tuple[Settings, LocalTarget]:
+def serving_target(target: TargetName, model_name: str | None) -> tuple[Settings, ServingTarget]:
     """Settings and the deployment target for a command."""
     if target is TargetName.azure:
         from pipelines.azure import commands
 
-        # AzureTarget offers what these commands use (registry, client, endpoints, teardown);
-        # endpoints list and batch-score have Azure bodies in pipelines.azure.commands.
-        return cast("tuple[Settings, LocalTarget]", commands.target(model_name))
+        return commands.target(model_name)
     from pipelines.registry import ModelRegistry
     from pipelines.settings import load_settings
     from pipelines.targets.local import LocalTarget
@@ -69,7 +67,7 @@ def resolve(registry: ModelRegistry, reference: str | None) -> RegisteredVersion
 
 def run_release(
     settings: Settings,
-    target: LocalTarget,
+    target: ServingTarget,
     version: RegisteredVersion,
     report_dir: Path | None = None,
     stage: str = "all",
@@ -97,7 +95,7 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def describe_endpoints(target: LocalTarget) -> dict[str, str]:
+def describe_endpoints(target: ServingTarget) -> dict[str, str]:
     """One line per endpoint: which model serves where, with what traffic."""
     return {
         record.name: ", ".join(
@@ -111,9 +109,15 @@ def describe_endpoints(target: LocalTarget) -> dict[str, str]:
 @endpoints_app.command("list")
 def endpoints_list(model_name: ModelName = None, target: Target = TargetName.local) -> None:
     """Endpoints, their deployments (model version, port, pid, health) and traffic."""
-    from pipelines.targets.local import process_alive
+    if target is TargetName.azure:
+        from pipelines.azure import commands
 
-    _, local = local_target(target, model_name)
+        commands.endpoints_list(model_name)
+        return
+    from pipelines.targets.local import LocalTarget, process_alive
+
+    _, local = serving_target(target, model_name)
+    assert isinstance(local, LocalTarget)  # azure returned above
     records = local.endpoints()
     if not records:
         console.print("No endpoints are deployed; run `mlops release` (or `make demo`).")
@@ -154,7 +158,7 @@ def endpoints_invoke(
     """Score rows on an endpoint (the key is sent for you and never printed)."""
     import httpx
 
-    _, local = local_target(target, model_name)
+    _, local = serving_target(target, model_name)
     client = local.client(endpoint, deployment)
     if (data is None) == (file is None):
         raise MlopsError("pass exactly one of --data '[[...10 numbers...]]' or --file request.json")
@@ -209,13 +213,13 @@ def release_command(
     target: Target = TargetName.local,
 ) -> None:
     """Deploy to QA, smoke test, then production blue/green with rollback; the alias moves last."""
-    settings, local = local_target(target, model_name)
+    settings, local = serving_target(target, model_name)
     run_release(settings, local, resolve(local.registry, model), report_dir, stage)
 
 
 def teardown_command(model_name: ModelName = None, target: Target = TargetName.local) -> None:
     """Stop every local deployment and forget the endpoints (models stay registered)."""
-    _, local = local_target(target, model_name)
+    _, local = serving_target(target, model_name)
     stopped = local.teardown()
     console.print(
         f"Stopped {len(stopped)} deployment(s){': ' + ', '.join(stopped) if stopped else ''}."
@@ -242,7 +246,7 @@ def serve_command(
     from scoring.settings import SettingsError
     from scoring.settings import load_settings as scoring_settings
 
-    settings, local = local_target(target, model_name)
+    settings, local = serving_target(target, model_name)
     try:  # the scoring service's own rules, checked before anything starts
         scoring_settings({"SCORING_API_KEY": api_key} if api_key else {})
     except SettingsError as error:
@@ -305,10 +309,15 @@ def batch_score_command(
     model_name: ModelName = None,
     target: Target = TargetName.local,
 ) -> None:
-    """Score every CSV/Parquet file of a folder with the batch driver."""
+    """Score every CSV/Parquet file of a folder with the batch driver (on Azure: a batch job)."""
+    if target is TargetName.azure:
+        from pipelines.azure import commands
+
+        commands.batch_score(input_dir, output, model, model_name)
+        return
     from scoring.batch_driver import score_files
 
-    _, local = local_target(target, model_name)
+    _, local = serving_target(target, model_name)
     version = resolve(local.registry, model or f"{local.registry.model_name}@production")
     with tempfile.TemporaryDirectory() as scratch:
         bundle = local.registry.download(version, Path(scratch) / "model")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from pipelines.registry import RegisteredVersion
+from pipelines.registry import ModelRegistry, RegisteredVersion
 from pipelines.release.smoke import ScoringClient
 
 
@@ -31,4 +32,54 @@ class DeploymentTarget(Protocol):
 
     def client(self, endpoint: str, deployment: str | None = None) -> ScoringClient:
         """How to call the endpoint, or one deployment directly."""
+        ...
+
+
+class DeploymentSummary(Protocol):
+    """One deployment as listings and summaries show it."""
+
+    @property
+    def model(self) -> str:
+        """The model reference it serves (`name:version`)."""
+        ...
+
+    @property
+    def url(self) -> str:
+        """Where it answers."""
+        ...
+
+
+class EndpointSummary(Protocol):
+    """One endpoint as listings and summaries show it."""
+
+    @property
+    def name(self) -> str:
+        """Logical endpoint name (qa, prod)."""
+        ...
+
+    @property
+    def traffic(self) -> Mapping[str, int]:
+        """Traffic share per deployment."""
+        ...
+
+    @property
+    def deployments(self) -> Mapping[str, DeploymentSummary]:
+        """Deployments by name."""
+        ...
+
+
+class ServingTarget(DeploymentTarget, Protocol):
+    """What the serving commands use: deployments plus the registry, listings and teardown."""
+
+    @property
+    def registry(self) -> ModelRegistry:
+        """The registry this target deploys from (and whose production pointer it moves)."""
+        ...
+
+    def endpoints(self) -> Sequence[EndpointSummary]:
+        """Every endpoint of the target."""
+        ...
+
+    def teardown(self) -> list[str]:
+        """Remove what can be removed safely; returns what was stopped."""
         ...
