@@ -15,6 +15,7 @@ its `local.capture` logger; `CaptureFileHandler` turns those records into JSON l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -45,6 +46,7 @@ class CaptureFileHandler(logging.Handler):
     def __init__(self, directory: Path) -> None:
         super().__init__(level=logging.INFO)
         self.directory = directory
+        self._files: dict[Path, int] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         """Append one payload; the SDK logs (time, collection, correlation id, JSON records)."""
@@ -53,26 +55,45 @@ class CaptureFileHandler(logging.Handler):
             if not isinstance(args, tuple) or len(args) != 4:
                 return
             stamp, collection, correlation_id, content = args
-            line = json.dumps(
-                {
-                    "time": stamp,
-                    "collection": collection,
-                    "correlation_id": correlation_id,
-                    "data": json.loads(str(content)),
-                },
-                separators=(",", ":"),
+            # The content is the SDK's JSON already: embed it as is instead of re-encoding.
+            line = (
+                f'{{"time":{json.dumps(str(stamp))},"collection":{json.dumps(str(collection))},'
+                f'"correlation_id":{json.dumps(str(correlation_id))},"data":{content}}}\n'
             )
-            folder = self.directory / str(collection)
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{str(stamp)[:10]}.jsonl"
-            # One O_APPEND write per line: gunicorn workers can share the file.
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            try:
-                os.write(descriptor, (line + "\n").encode("utf-8"))
-            finally:
-                os.close(descriptor)
+            path = self.directory / str(collection) / f"{str(stamp)[:10]}.jsonl"
+            descriptor = self._files.get(path)
+            if descriptor is None:
+                self._close_day_files(path.parent)  # a new day: yesterday's file is done
+                path.parent.mkdir(parents=True, exist_ok=True)
+                # O_APPEND and one write per line: gunicorn workers can share the file.
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                self._files[path] = descriptor
+            os.write(descriptor, line.encode("utf-8"))
         except Exception:
             self.handleError(record)
+
+    def _close_day_files(self, folder: Path) -> None:
+        for old in [path for path in self._files if path.parent == folder]:
+            with contextlib.suppress(OSError):
+                os.close(self._files.pop(old))
+
+    def close(self) -> None:
+        """Close the open files."""
+        for descriptor in self._files.values():
+            with contextlib.suppress(OSError):
+                os.close(descriptor)
+        self._files.clear()
+        super().close()
+
+
+def _sdk_queue() -> Any:
+    """The monitoring SDK's in-memory payload queue (internal API of the pinned 1.0.0)."""
+    try:
+        from azureml.ai.monitoring.queue import get_queue
+
+        return get_queue()
+    except Exception:  # another SDK version: run without backpressure
+        return None
 
 
 class DataCollection:
@@ -86,6 +107,7 @@ class DataCollection:
         self.failure: str | None = None
         self.dropped = 0
         self._errors_seen: set[str] = set()
+        self._downstream: Any = None  # the SDK's payload queue, once loaded
 
     def start(self) -> None:
         """Load the SDK on a background thread, then collect whatever is queued."""
@@ -106,9 +128,11 @@ class DataCollection:
                 _LOG.warning("data collection queue is full: %d request(s) dropped", self.dropped)
 
     def flush(self, timeout_s: float = 10.0) -> bool:
-        """Wait until every queued item was handed to the SDK; True if that happened in time."""
+        """Wait until every queued item went through the SDK's queue; True if it did in time."""
         deadline = time.monotonic() + timeout_s
-        while self._queue.unfinished_tasks:
+        while self._queue.unfinished_tasks or (
+            self._downstream is not None and self._downstream.length() > 0
+        ):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.01)
@@ -176,6 +200,8 @@ class DataCollection:
             self.capture_dir.mkdir(parents=True, exist_ok=True)
             capture = logging.getLogger(CAPTURE_LOGGER)
             # Replace the SDK's stdout handler: collected rows belong in files, not in the log.
+            for handler in capture.handlers:
+                handler.close()
             capture.handlers = [CaptureFileHandler(self.capture_dir)]
             capture.setLevel(logging.INFO)
             capture.propagate = False
@@ -185,11 +211,24 @@ class DataCollection:
             f"local capture to {self.capture_dir}" if self.capture_dir else "Azure ML collector",
         )
         columns = list(FEATURES)
+        output_columns = [PREDICTION_COLUMN]
+        sdk_queue = _sdk_queue()
+        self._downstream = sdk_queue
 
         def sink(inputs: np.ndarray, outputs: np.ndarray, request_id: str) -> None:
+            # Backpressure: the SDK drops payloads when its own queue (1500) is full, while
+            # ours absorbs bursts and counts what it has to drop.
+            if sdk_queue is not None:
+                deadline = time.monotonic() + 5
+                while sdk_queue.length() >= sdk_queue.capacity() - 2:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.002)
             # The request id correlates inputs with outputs, and both with the server log.
             context = BasicCorrelationContext(id=request_id)
             inputs_collector.collect(pd.DataFrame(inputs, columns=columns), context)
-            outputs_collector.collect(pd.DataFrame({PREDICTION_COLUMN: outputs}), context)
+            outputs_collector.collect(
+                pd.DataFrame(outputs.reshape(-1, 1), columns=output_columns), context
+            )
 
         return sink

@@ -25,6 +25,7 @@ _CODE_ROOT = str(Path(__file__).resolve().parent.parent)
 if _CODE_ROOT not in sys.path:
     sys.path.append(_CODE_ROOT)
 
+import gc  # noqa: E402
 import hmac  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
@@ -100,6 +101,10 @@ def init() -> None:
     except (SettingsError, ModelLoadError) as error:
         _LOG.critical("scoring init failed, refusing to serve: %s", error)
         raise
+    # Everything loaded so far lives as long as the worker: keep it out of the garbage
+    # collector's scans, which otherwise show up as latency spikes.
+    gc.collect()
+    gc.freeze()
     collection = None
     if settings.collect:
         collection = DataCollection(settings.collect_dir)
@@ -123,8 +128,12 @@ def init() -> None:
 
 
 @rawhttp
-def run(request: Request) -> Response:
-    """Score one raw HTTP request; every client mistake is a 4xx with a JSON message."""
+def run(request: Request) -> Response | dict[str, list[float]]:
+    """Score one raw HTTP request; every client mistake is a 4xx with a JSON message.
+
+    Returns the result dict on success (the server answers 200 with it as JSON) and a JSON
+    Response with the 4xx status otherwise.
+    """
     started = time.perf_counter()
     request_id = _request_id(request)
     service = _service
@@ -152,7 +161,9 @@ def run(request: Request) -> Response:
         len(predictions),
         (time.perf_counter() - started) * 1000,
     )
-    return _json(200, {OUTPUT_FIELD: predictions.tolist()}, request_id)
+    # A dict, not a Response: the server serialises it and adds x-request-id (the id logged
+    # above) without logging an extra line per request, which is measurable at 500 requests/s.
+    return {OUTPUT_FIELD: predictions.tolist()}
 
 
 def _validated_rows(request: Request, settings: ScoringSettings) -> np.ndarray:

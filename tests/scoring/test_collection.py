@@ -63,6 +63,14 @@ def run_in_scoring_env(script: str, env: dict[str, str] | None = None) -> dict[s
     return document
 
 
+def collected(folder: Path) -> list[dict[str, object]]:
+    return [
+        json.loads(line)
+        for path in sorted(folder.glob("*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
+
+
 @pytest.mark.integration
 def test_collector_captures_inputs_and_outputs_locally(tmp_path: Path) -> None:
     report = run_in_scoring_env(
@@ -79,23 +87,25 @@ def test_collector_captures_inputs_and_outputs_locally(tmp_path: Path) -> None:
         assert collection.ready.wait(30), collection.failure
         assert collection.flush(30)
         collection.stop()
-        print(json.dumps({{"loaded_early": loaded_early, "failure": collection.failure}}))
+        # The SDK's sender thread writes asynchronously: wait for the last line.
+        import time
+        deadline = time.monotonic() + 10
+        folder = Path({str(tmp_path)!r}) / "model_outputs"
+        while time.monotonic() < deadline:
+            lines = sum(len(p.read_text().splitlines()) for p in folder.glob("*.jsonl"))
+            if lines == 2:
+                break
+            time.sleep(0.01)
+        print(json.dumps({{"loaded_early": loaded_early, "failure": collection.failure,
+                          "dropped": collection.dropped}}))
         """
     )
-    assert report == {"loaded_early": False, "failure": None}
-    inputs = [
-        json.loads(line)
-        for path in sorted((tmp_path / "model_inputs").glob("*.jsonl"))
-        for line in path.read_text().splitlines()
-    ]
-    outputs = [
-        json.loads(line)
-        for path in sorted((tmp_path / "model_outputs").glob("*.jsonl"))
-        for line in path.read_text().splitlines()
-    ]
+    assert report == {"loaded_early": False, "failure": None, "dropped": 0}
+    inputs = collected(tmp_path / "model_inputs")
+    outputs = collected(tmp_path / "model_outputs")
     assert [entry["correlation_id"] for entry in inputs] == ["req-a", "req-b"]
-    assert inputs[0]["data"][1]["bmi"] == pytest.approx(0.2)
-    assert set(inputs[0]["data"][0]) == {
+    assert inputs[0]["data"][1]["bmi"] == pytest.approx(0.2)  # type: ignore[index]
+    assert set(inputs[0]["data"][0]) == {  # type: ignore[index]
         "age",
         "sex",
         "bmi",

@@ -24,8 +24,16 @@ ROW = list(EXAMPLE_ROW)
 
 
 def call(scorer: Any, *args: Any, **kwargs: Any) -> tuple[int, dict[str, Any], Any]:
-    """run() on a raw request; returns (status, JSON body, headers)."""
+    """run() on a raw request; returns (status, JSON body, headers).
+
+    Success is a plain dict, which the server answers with 200 as JSON (adding x-request-id);
+    every rejection is a Response carrying its status.
+    """
     response = scorer.run(make_request(*args, **kwargs))
+    if isinstance(response, dict):
+        json.dumps(response, allow_nan=False)  # what the server does with it must not fail
+        return 200, response, {}
+    assert response.status_code != 200
     return response.status_code, json.loads(response.get_data()), response.headers
 
 
@@ -269,11 +277,13 @@ def test_no_key_configured_means_no_check(scorer: Any) -> None:
 # -- request ids ----------------------------------------------------------------------------
 
 
-def test_request_id_is_echoed_and_logged(scorer: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_request_id_is_logged_and_echoed_on_rejections(
+    scorer: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="azmlinfsrv.score")
     headers = {"x-request-id": "req-42", "x-ms-client-request-id": "client-7"}
-    code, _, response_headers = call(scorer, {"data": [ROW]}, headers=headers)
-    assert (code, response_headers["x-request-id"]) == (200, "req-42")
+    code, _, _ = call(scorer, {"data": [ROW]}, headers=headers)
+    assert code == 200  # the server itself echoes x-request-id on a 200 (integration test)
     assert "score req-42 client_request_id=client-7 status=200 rows=1" in caplog.text
     code, _, response_headers = call(scorer, {"data": []}, headers=headers)
     assert (code, response_headers["x-request-id"]) == (400, "req-42")
@@ -284,11 +294,11 @@ def test_request_id_is_echoed_and_logged(scorer: Any, caplog: pytest.LogCaptureF
 
 def test_request_id_is_generated_when_absent(scorer: Any, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="azmlinfsrv.score")
-    _, _, headers = call(scorer, {"data": [ROW]})
+    _, _, headers = call(scorer, {"data": []})
     generated = headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f-]{36}", generated)
-    assert f"score {generated} status=200" in caplog.text
-    assert call(scorer, {"data": [ROW]})[2]["x-request-id"] != generated
+    assert f"score {generated} status=400" in caplog.text
+    assert call(scorer, {"data": []})[2]["x-request-id"] != generated
 
 
 # -- init -----------------------------------------------------------------------------------

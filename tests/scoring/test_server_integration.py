@@ -230,10 +230,15 @@ def test_inputs_and_outputs_are_collected_with_the_request_id(server: InferenceS
 def test_log_has_request_ids_and_never_the_key(server: InferenceServer) -> None:
     send(server, {"data": [ROW]}, headers={"x-request-id": "it-log-3"})
     send(server, {"data": []}, headers={"x-request-id": "it-log-4"})
+    generated = send(server, {"data": [ROW]}).headers["x-request-id"]
+    rejected = send(server, {"data": []}).headers["x-request-id"]
     time.sleep(0.2)
     log = server.log_file.read_text()
     assert "score it-log-3 status=200 rows=1" in log
     assert "score it-log-4 status=400 rejected: 'data' is empty" in log
+    # Without a client id, the server's generated id is the one logged and echoed.
+    assert f"score {generated} status=200 rows=1" in log
+    assert f"score {rejected} status=400" in log
     assert API_KEY not in log
 
 
