@@ -1,8 +1,14 @@
-"""Fixtures shared by the whole suite: an isolated state directory per test."""
+"""Fixtures shared by the whole suite: an isolated state directory, the CLI in-process."""
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
+
+from pipelines.cli import main
+from pipelines.console import console, err_console
 
 
 @pytest.fixture
@@ -14,3 +20,22 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("MLOPS_MODEL_NAME", raising=False)
     monkeypatch.delenv("MLOPS_TARGET", raising=False)
     return state
+
+
+@pytest.fixture
+def mlops(state_dir: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str]]:
+    """Run the real CLI entry point in-process; returns (exit code, stdout + stderr)."""
+
+    def invoke(*args: str) -> tuple[int, str]:
+        console.width = err_console.width = 300  # no wrapping inside asserted sentences
+        capsys.readouterr()
+        with patch.object(sys, "argv", ["mlops", *args]):
+            try:
+                main()
+                code = 0
+            except SystemExit as exit_:
+                code = int(exit_.code or 0)
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    return invoke

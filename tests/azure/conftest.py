@@ -167,27 +167,3 @@ def world(store: Store, stacks_dir: Path, tmp_path: Path, monkeypatch: pytest.Mo
 
 
 Factory = Callable[..., AzureTarget]
-
-
-@pytest.fixture
-def mlops(state_dir: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str]]:
-    """Run the real CLI entry point in-process; returns (exit code, stdout + stderr)."""
-    import sys
-    from unittest.mock import patch
-
-    from pipelines.cli import main
-    from pipelines.console import console, err_console
-
-    def invoke(*args: str) -> tuple[int, str]:
-        console.width = err_console.width = 300  # no wrapping inside asserted sentences
-        capsys.readouterr()
-        with patch.object(sys, "argv", ["mlops", *args]):
-            try:
-                main()
-                code = 0
-            except SystemExit as exit_:
-                code = int(exit_.code or 0)
-        captured = capsys.readouterr()
-        return code, captured.out + captured.err
-
-    return invoke
