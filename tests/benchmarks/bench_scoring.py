@@ -1,17 +1,22 @@
 """Benchmark: scoring/score.py against a reference-style script, on the same inference server.
 
-    uv run python tests/benchmarks/bench_scoring.py [--duration 5] [--cold-runs 5] [--json FILE]
+    uv run python tests/benchmarks/bench_scoring.py [--duration 4] [--rounds 3] [--cold-runs 5]
+        [--workers 1] [--json FILE]
 
-Both sides run under the real `azmlinfsrv` from the scoring venv, bound to 127.0.0.1, with the
+Every side runs under the real `azmlinfsrv` from the scoring venv, bound to 127.0.0.1, with the
 same server settings (WORKER_COUNT, timeouts, bytecode precompiled); only the entry script
 differs. Measured:
 
 - cold start: process start -> first 200 on POST /score (median of --cold-runs starts);
-- requests/s and p50/p99 latency with one-row requests at concurrency 1, 8 and 32 (wrk);
+- requests/s, p50/p99 latency and worker CPU per request, one-row requests at concurrency
+  1, 8 and 32 (wrk);
 - rows/s with 100-row requests at concurrency 8.
 
 "ours" runs as it would be deployed (key check on, bundle digest verified) with collection off;
-"ours + collection" adds local data collection (cold start and concurrency 8 only).
+"ours + collection" adds local data collection; "floor" is a script that does nothing, i.e. the
+server's own cost (both variants: cold start and concurrency 8 only). Sides are interleaved
+(cold starts alternate, load points run side after side, round after round) and medians are
+reported, so background load on a shared machine hits every side alike.
 Load comes from `wrk` (Debian package; installed with apt-get when missing and running as
 root). Every run is bounded in time; all traffic stays on loopback.
 """
@@ -47,6 +52,7 @@ from scoring.schema import EXAMPLE_ROW  # noqa: E402
 
 BASELINE_SCRIPT = REPO_ROOT / "tests" / "benchmarks" / "baseline" / "score.py"
 OUR_SCRIPT = REPO_ROOT / "scoring" / "score.py"
+FLOOR_SCRIPT = REPO_ROOT / "tests" / "benchmarks" / "floor" / "score.py"
 API_KEY = "benchmark-key-0123456789abcdef"
 CONCURRENCY = (1, 8, 32)
 BIG_BATCH = 100
@@ -61,6 +67,7 @@ class Side:
     api_key: str | None = None
     digest: str | None = None
     collect: bool = False
+    only_c8: bool = False  # a variant measured at concurrency 8 only
     cold_starts_s: list[float] = field(default_factory=list)
     load: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -156,25 +163,48 @@ def _millis(text: str) -> float:
     return float(match.group(1)) * _UNIT[match.group(2)]
 
 
+def worker_cpu_s(server: InferenceServer) -> float:
+    """CPU seconds used so far by the server's gunicorn workers (children of the master)."""
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    total = 0
+    for pid in children:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def wrk_run(
-    wrk: str, url: str, side: Side, rows: int, connections: int, duration: int, scratch: Path
+    wrk: str,
+    server: InferenceServer,
+    side: Side,
+    rows: int,
+    connections: int,
+    duration: int,
+    scratch: Path,
 ) -> dict[str, float]:
-    """One bounded wrk run; requests/s, p50/p99 in ms, and error counts."""
+    """One bounded wrk run: requests/s, p50/p99 (ms), worker CPU per request, error counts.
+
+    CPU per request (from /proc) is the figure least disturbed by other load on the machine.
+    """
     script = scratch / f"post-{rows}.lua"
     lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body(rows).decode())}"]
     lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers(side).items()]
     script.write_text("\n".join(lines) + "\n")
     command = [
         wrk, "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
-        "--latency", "-s", str(script), f"{url}/score",
+        "--latency", "-s", str(script), f"{server.url}/score",
     ]  # fmt: skip
+    cpu_before = worker_cpu_s(server)
     output = subprocess.run(
         command, capture_output=True, text=True, check=True, timeout=duration + 30
     ).stdout
+    cpu_used = worker_cpu_s(server) - cpu_before
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     result = {
         "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
         "p50_ms": _millis(re.search(r"\s50%\s+(\S+)", output).group(1)),  # type: ignore[union-attr]
         "p99_ms": _millis(re.search(r"\s99%\s+(\S+)", output).group(1)),  # type: ignore[union-attr]
+        "cpu_ms_per_request": 1000 * cpu_used / max(requests, 1),
         "non_2xx": 0.0,
         "socket_errors": 0.0,
     }
@@ -217,18 +247,19 @@ def load_tests(
     try:
         for side, server in zip(sides, servers, strict=True):
             wait_healthy(server.url, 120, server)
-            wrk_run(wrk, server.url, side, 1, 8, 1, state)  # warm-up, discarded
+            wrk_run(wrk, server, side, 1, 8, 1, state)  # warm-up, discarded
         for round_ in range(rounds):
             for point, rows, connections in POINTS:
                 for side, server in zip(sides, servers, strict=True):
-                    if side.collect and point != "c8":
+                    if side.only_c8 and point != "c8":
                         continue
-                    result = wrk_run(wrk, server.url, side, rows, connections, duration, state)
+                    result = wrk_run(wrk, server, side, rows, connections, duration, state)
                     samples.setdefault((side.name, point), []).append(result)
                     print(
                         f"  round {round_ + 1} {point:<11} {side.name:<18} "
                         f"{result['requests_per_s']:8.1f} req/s  p50 {result['p50_ms']:6.2f} ms"
-                        f"  p99 {result['p99_ms']:6.2f} ms",
+                        f"  p99 {result['p99_ms']:6.2f} ms"
+                        f"  cpu {result['cpu_ms_per_request']:.3f} ms/req",
                         flush=True,
                     )
     finally:
@@ -288,48 +319,49 @@ def report(sides: list[Side], workers: int, duration: int, rounds: int) -> list[
             o["p99_ms"] <= 0.5 * b["p99_ms"] if c == 8 else None,
             "ms",
         )
-    b, o = base.load["rows100_c8"], ours.load["rows100_c8"]
-    add("rows/s, 100 rows, c=8", b["rows_per_s"], o["rows_per_s"], "", None, "rows/s")
-    add("p99, 100 rows, c=8", b["p99_ms"], o["p99_ms"], "", None, "ms")
-    if len(sides) > 2:
-        extra = sides[2]
+    for key, label in (("c8", "1 row, c=8"), ("rows100_c8", "100 rows, c=8")):
         add(
-            "cold start, ours + collection",
-            cold_b,
-            statistics.median(extra.cold_starts_s),
-            "",
-            None,
-            "s",
-        )
-        add(
-            "requests/s c=8, ours + collection",
-            base.load["c8"]["requests_per_s"],
-            extra.load["c8"]["requests_per_s"],
-            "",
-            None,
-            "req/s",
-        )
-        add(
-            "p99 c=8, ours + collection",
-            base.load["c8"]["p99_ms"],
-            extra.load["c8"]["p99_ms"],
+            f"worker CPU per request, {label}",
+            base.load[key]["cpu_ms_per_request"],
+            ours.load[key]["cpu_ms_per_request"],
             "",
             None,
             "ms",
         )
+    b, o = base.load["rows100_c8"], ours.load["rows100_c8"]
+    add("rows/s, 100 rows, c=8", b["rows_per_s"], o["rows_per_s"], "", None, "rows/s")
+    add("p99, 100 rows, c=8", b["p99_ms"], o["p99_ms"], "", None, "ms")
+    # Variants, each against the same baseline figures.
+    for side in sides[2:]:
+        add(
+            f"cold start: {side.name}", cold_b, statistics.median(side.cold_starts_s), "", None, "s"
+        )
+        for key, unit, metric in (
+            ("requests_per_s", "req/s", "requests/s"),
+            ("p99_ms", "ms", "p99"),
+            ("cpu_ms_per_request", "ms", "worker CPU/request"),
+        ):
+            add(
+                f"{metric}, c=8: {side.name}",
+                base.load["c8"][key],
+                side.load["c8"][key],
+                "",
+                None,
+                unit,
+            )
 
     print()
     print(
         f"Scoring benchmark: WORKER_COUNT={workers}, medians of {rounds} rounds of {duration} s "
         "per load point, loopback"
     )
-    header = f"{'metric':<36} {'baseline':>11} {'ours':>11} {'ratio':>7}  {'target':<7} pass"
+    header = f"{'metric':<52} {'baseline':>10} {'ours':>10} {'ratio':>7}  {'target':<7} pass"
     print(header)
     print("-" * len(header))
     for row in rows:
         verdict = {True: "yes", False: "NO", None: ""}[row["pass"]]  # type: ignore[index]
         print(
-            f"{row['metric']:<36} {row['baseline']:>11} {row['ours']:>11} "
+            f"{row['metric']:<52} {row['baseline']:>10} {row['ours']:>10} "
             f"{row['ratio']:>6}×  {row['target']:<7} {verdict}"
         )
     errors = {
@@ -365,8 +397,16 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if not args.no_collection:
             sides.append(
-                Side("ours + collection", OUR_SCRIPT, api_key=API_KEY, digest=digest, collect=True)
+                Side(
+                    "ours + collection",
+                    OUR_SCRIPT,
+                    api_key=API_KEY,
+                    digest=digest,
+                    collect=True,
+                    only_c8=True,
+                )
             )
+        sides.append(Side("floor (do-nothing script)", FLOOR_SCRIPT, only_c8=True))
         print("cold starts (interleaved; the first round warms the page cache)", flush=True)
         for run in range(args.cold_runs + 1):
             for side in sides:
