@@ -215,11 +215,13 @@ def _check_content_type(header: str) -> None:
         return
     mimetype, options = parse_options_header(header)
     mimetype = mimetype.lower()
-    if mimetype != JSON_MEDIA_TYPE:
-        shown = repr(mimetype) if mimetype else "missing"
+    if not mimetype:
         raise InputError(
-            UNSUPPORTED_MEDIA_TYPE,
-            f"Content-Type must be {JSON_MEDIA_TYPE}, not {shown}",
+            UNSUPPORTED_MEDIA_TYPE, f"the Content-Type header is missing; send {JSON_MEDIA_TYPE}"
+        )
+    if mimetype != JSON_MEDIA_TYPE:
+        raise InputError(
+            UNSUPPORTED_MEDIA_TYPE, f"Content-Type must be {JSON_MEDIA_TYPE}, not {mimetype!r}"
         )
     charset = options.get("charset", "utf-8").lower().replace("_", "-")
     if charset not in ("utf-8", "utf8"):

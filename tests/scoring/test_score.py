@@ -132,7 +132,13 @@ BAD_REQUESTS: list[tuple[str, Any, dict[str, Any], int, str]] = [
         415,
         "Content-Type must be application/json",
     ),
-    ("no content type", {"data": [ROW]}, {"content_type": None}, 415, "not missing"),
+    (
+        "no content type",
+        {"data": [ROW]},
+        {"content_type": None},
+        415,
+        "Content-Type header is missing",
+    ),
     (
         "latin-1 charset",
         {"data": [ROW]},
