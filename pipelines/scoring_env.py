@@ -62,10 +62,16 @@ def venv_python(venv: Path) -> Path:
 
 
 def requirements_fingerprint(requirements: Path = REQUIREMENTS) -> str:
-    """What the environment was built from: the Python version and the requirements file."""
-    digest = hashlib.sha256(f"python{PYTHON_VERSION}\n".encode())
-    digest.update(requirements.read_bytes())
-    return digest.hexdigest()
+    """What the environment was built from: the Python version and the requirement lines.
+
+    Comments and blank lines are left out, so editing a comment does not rebuild the venv.
+    """
+    lines = [f"python{PYTHON_VERSION}"]
+    for line in requirements.read_text().splitlines():
+        requirement = line.split("#", 1)[0].strip()
+        if requirement:
+            lines.append(requirement)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def is_fresh(venv: Path, requirements: Path = REQUIREMENTS) -> bool:

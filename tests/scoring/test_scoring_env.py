@@ -101,6 +101,9 @@ def test_environment_is_stamped_with_its_requirements(scoring_venv: Path, tmp_pa
     changed.write_text(REQUIREMENTS.read_text() + "rich==13.9.4\n")
     assert requirements_fingerprint(changed) != requirements_fingerprint(REQUIREMENTS)
     assert not is_fresh(scoring_venv, changed)
+    commented = tmp_path / "commented.txt"
+    commented.write_text("# a note\n\n" + REQUIREMENTS.read_text() + "  # trailing\n")
+    assert requirements_fingerprint(commented) == requirements_fingerprint(REQUIREMENTS)
 
 
 def test_missing_uv_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
