@@ -10,7 +10,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen --no-sync
 OPS_STAMP := .venv/.synced
 
-.PHONY: help demo test lint fmt typecheck unit bootstrap clean reset mlflow-ui
+.PHONY: help demo test lint fmt typecheck unit bootstrap clean reset mlflow-ui scoring-env specs bench-scoring
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -32,6 +32,15 @@ KEEP_SERVING ?= 0
 
 demo: $(OPS_STAMP) ## The whole local lifecycle: data tests, train, gate, register, QA, blue/green
 	$(RUN) mlops demo $(if $(filter 1,$(KEEP_SERVING)),--keep-serving,)
+
+scoring-env: $(OPS_STAMP) ## Create or update the scoring environment (.venv-scoring)
+	$(RUN) python -c "from pipelines.scoring_env import ensure_scoring_env; ensure_scoring_env()"
+
+specs: $(OPS_STAMP) ## Regenerate scoring/swagger*.json from scoring/schema.py
+	$(RUN) python -m scoring.openapi
+
+bench-scoring: $(OPS_STAMP) scoring-env ## Benchmark the scoring service against a reference-style script (~5 min)
+	$(RUN) python tests/benchmarks/bench_scoring.py
 
 lint: $(OPS_STAMP) ## ruff lint and format check
 	$(RUN) ruff check .

@@ -315,12 +315,12 @@ def batch_score_command(
 
         commands.batch_score(input_dir, output, model, model_name)
         return
-    from scoring.batch_driver import score_files
+    from pipelines.batch_commands import score_folder
 
     _, local = serving_target(target, model_name)
     version = resolve(local.registry, model or f"{local.registry.model_name}@production")
     with tempfile.TemporaryDirectory() as scratch:
         bundle = local.registry.download(version, Path(scratch) / "model")
         with console.status(f"Scoring files in {input_dir} with {version.ref}…"):
-            rows = score_files(bundle, input_dir, output, version.digest)
+            rows = score_folder(bundle, input_dir, output, version.digest)
     console.print(f"[green]✓[/] {rows} rows scored with {version.ref} → {output}")

@@ -220,3 +220,20 @@ def test_endpoints_list_on_azure(
     commands.endpoints_list(None, world.clients)
     out = capsys.readouterr().out
     assert prod.online_endpoint_name in out
+
+
+def test_the_real_dockerfile_builds_from_the_package_context(
+    mlops: Mlops, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every COPY source of scoring/Dockerfile exists in what `mlops package` writes."""
+    monkeypatch.setenv("MLOPS_TRACKING_URI", world.store.settings.tracking_uri)
+    out = tmp_path / "context"
+    code, text = mlops("package", "--model", f"{MODEL}:2", "--output", str(out))
+    assert code == 0, text
+    dockerfile = (out / "Dockerfile").read_text()
+    sources = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY ")]
+    assert "model/" in sources
+    for source in sources:
+        assert (out / source).exists(), source
+    assert "ARG MODEL_SHA256" in dockerfile
+    assert "MODEL_SHA256=${MODEL_SHA256}" in dockerfile
