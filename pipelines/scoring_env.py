@@ -118,6 +118,14 @@ def _precompile(venv: Path, paths: list[Path]) -> None:
     )
 
 
+def find_uv(root: Path = REPO_ROOT) -> str | None:
+    """uv: the one running us (`uv run` exports UV), on PATH, or the Makefile's `.tools/` copy."""
+    for candidate in (os.environ.get("UV"), shutil.which("uv"), str(root / ".tools/bin/uv")):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
 def ensure_scoring_env(root: Path = REPO_ROOT, *, force: bool = False) -> Path:
     """Create or refresh `.venv-scoring` from scoring/requirements.txt; return the venv path.
 
@@ -131,11 +139,11 @@ def ensure_scoring_env(root: Path = REPO_ROOT, *, force: bool = False) -> Path:
         if not force and is_fresh(venv, requirements):
             _precompile(venv, [root / "scoring"])  # our own sources change between runs
             return venv
-        uv = shutil.which("uv")
+        uv = find_uv(root)
         if uv is None:
             raise MlopsError(
-                "uv is not installed, and the scoring environment needs it; install uv "
-                "(pip install uv) and run the command again"
+                "uv is not installed, and the scoring environment needs it; run `make "
+                "bootstrap` (it installs uv) or `pip install uv`, then run the command again"
             )
         err_console.print(f"[bold]Creating the scoring environment[/] in {venv} …")
         (venv / STAMP_FILE).unlink(missing_ok=True)

@@ -110,6 +110,7 @@ def test_missing_uv_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyP
     (tmp_path / "scoring").mkdir()
     shutil.copy(REQUIREMENTS, tmp_path / "scoring" / "requirements.txt")
     monkeypatch.setattr(scoring_env.shutil, "which", lambda name: None)
+    monkeypatch.delenv("UV", raising=False)  # `uv run` exports its own path
     with pytest.raises(MlopsError, match="uv is not installed"):
         ensure_scoring_env(tmp_path)
     assert not (tmp_path / ".venv-scoring").exists()
@@ -231,3 +232,18 @@ def test_start_refuses_a_busy_port_and_a_missing_model(
             start_inference_server(bundle.path, port)
     with pytest.raises(MlopsError, match="does not exist"):
         start_inference_server(tmp_path / "absent", free_port())
+
+
+def test_uv_is_found_where_make_bootstrap_puts_it(tmp_path, monkeypatch) -> None:
+    from pipelines.scoring_env import find_uv
+
+    monkeypatch.delenv("UV", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert find_uv(tmp_path) is None
+    tools = tmp_path / ".tools" / "bin"
+    tools.mkdir(parents=True)
+    (tools / "uv").write_text("#!/bin/sh\n")
+    (tools / "uv").chmod(0o755)
+    assert find_uv(tmp_path) == str(tools / "uv")
+    monkeypatch.setenv("UV", str(tools / "uv"))
+    assert find_uv(tmp_path / "elsewhere") == str(tools / "uv")
