@@ -249,7 +249,27 @@ def run(
     model_name: ModelName = None,
     target: Target = TargetName.local,
 ) -> None:
-    """The whole chain: data tests → train → gate → register → release, with a summary."""
+    """The whole chain: data tests → train → gate → register → release, with a summary.
+
+    On `--target azure` the chain is the Azure ML training pipeline on the workspace's cluster
+    (`mlops pipeline run`); the release is the release pipeline's job (`mlops release`).
+    """
+    if target is TargetName.azure:
+        from pipelines.pipeline_commands import pipeline_run
+
+        if data is not None and not str(data).startswith("azureml:"):
+            raise MlopsError(
+                f"on Azure the training data must be a data asset (azureml:NAME:VERSION), not "
+                f"{data}; upload it as one, or pass a cloud URI to `mlops pipeline run --data`"
+            )
+        pipeline_run(
+            data=str(data) if data else None, alpha=alpha, seed=seed, test_size=test_size,
+            metric=metric, min_improvement=min_improvement, fail_on_reject=fail_on_reject,
+            summary_file=summary_file, wait=True, model_name=model_name,
+        )  # fmt: skip
+        if release:
+            console.print("  release it with `mlops release --target azure --model NAME:VERSION`")
+        return
     tracking = tracking_for(target, model_name)
     result = lifecycle(
         tracking,

@@ -237,3 +237,30 @@ def test_the_real_dockerfile_builds_from_the_package_context(
         assert (out / source).exists(), source
     assert "ARG MODEL_SHA256" in dockerfile
     assert "MODEL_SHA256=${MODEL_SHA256}" in dockerfile
+
+
+def test_run_on_azure_submits_the_training_pipeline(
+    mlops: Mlops, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(
+        "pipelines.pipeline_commands.pipeline_run", lambda **kwargs: calls.append(kwargs)
+    )
+    summary = tmp_path / "gate.md"
+    code, text = mlops(
+        "run", "--target", "azure", "--alpha", "0.3", "--data", "azureml:diabetes:2",
+        "--fail-on-reject", "--summary-file", str(summary),
+    )  # fmt: skip
+    assert code == 0, text
+    assert calls == [
+        {
+            "data": "azureml:diabetes:2", "alpha": 0.3, "seed": None, "test_size": None,
+            "metric": None, "min_improvement": None, "fail_on_reject": True,
+            "summary_file": summary, "wait": True, "model_name": None,
+        }
+    ]  # fmt: skip
+    assert "mlops release --target azure" in text
+    code, text = mlops("run", "--target", "azure", "--data", str(tmp_path / "local.csv"))
+    assert code == 2
+    assert "must be a data asset (azureml:NAME:VERSION)" in text
+    assert len(calls) == 1
