@@ -20,13 +20,15 @@ import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pulumi
 import pulumi.runtime
 from pulumi.runtime import mocks, rpc
 
 from infra.settings import NAMESPACE, Settings, read_stack_config, settings_from_config
+
+T = TypeVar("T")
 
 PROJECT = NAMESPACE
 SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000001"
@@ -461,24 +463,29 @@ def offline_config(
     return config, secret_keys, placeholders
 
 
-def record_stack(stack: str, raw: Mapping[str, Any] | None = None) -> RecordedStack:
-    """Run the program for `stack` under mocks and return the recorded graph.
+def run_program(
+    offline_mocks: mocks.Mocks,
+    monitor: RecordingMonitor,
+    *,
+    project: str,
+    stack: str,
+    config: dict[str, str],
+    secret_keys: list[str],
+    program: Callable[[], T],
+) -> tuple[T, dict[str, Any], frozenset[str]]:
+    """Run a Pulumi program under mocks on its own event loop, then reset the runtime.
 
-    `raw` replaces the stack file's config (tests use it for variants).
+    Returns what `program` returned (its settings), the stack's exported outputs, and the
+    names of the outputs that are secret.
     """
-    from infra import program  # deferred: importing the Azure SDK takes a few seconds
-
-    config, secret_keys, placeholders = offline_config(stack, raw)
-    offline_mocks = OfflineMocks()
-    monitor = RecordingMonitor(offline_mocks, PROJECT, stack)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     exported: dict[str, Any] = {}
     secret_outputs: set[str] = set()
-    holder: dict[str, Settings] = {}
+    holder: list[T] = []
     try:
         pulumi.runtime.set_all_config(config, secret_keys)
-        mocks.set_mocks(offline_mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+        mocks.set_mocks(offline_mocks, project=project, stack=stack, preview=False, monitor=monitor)
 
         async def collect(outputs: dict[str, pulumi.Output[Any]]) -> None:
             for key, value in outputs.items():
@@ -489,11 +496,9 @@ def record_stack(stack: str, raw: Mapping[str, Any] | None = None) -> RecordedSt
 
         @pulumi.runtime.test
         def run() -> Any:
-            holder["settings"] = program.settings_from_pulumi_config()
-            program.main()
+            holder.append(program())
             root = pulumi.runtime.settings.get_root_resource()
-            outputs = dict(getattr(root, "outputs", {}))
-            return asyncio.ensure_future(collect(outputs))
+            return asyncio.ensure_future(collect(dict(getattr(root, "outputs", {}))))
 
         run()
     finally:
@@ -501,12 +506,34 @@ def record_stack(stack: str, raw: Mapping[str, Any] | None = None) -> RecordedSt
         pulumi.runtime.set_all_config({}, [])
         loop.close()
         asyncio.set_event_loop(None)
+    return holder[0], exported, frozenset(secret_outputs)
+
+
+def record_stack(stack: str, raw: Mapping[str, Any] | None = None) -> RecordedStack:
+    """Run the program for `stack` under mocks and return the recorded graph.
+
+    `raw` replaces the stack file's config (tests use it for variants).
+    """
+    from infra import program  # deferred: importing the Azure SDK takes a few seconds
+
+    def build() -> Settings:
+        settings = program.settings_from_pulumi_config()
+        program.main()
+        return settings
+
+    config, secret_keys, placeholders = offline_config(stack, raw)
+    offline_mocks = OfflineMocks()
+    monitor = RecordingMonitor(offline_mocks, PROJECT, stack)
+    settings, exported, secret_outputs = run_program(
+        offline_mocks, monitor, project=PROJECT, stack=stack, config=config,
+        secret_keys=secret_keys, program=build,
+    )  # fmt: skip
     return RecordedStack(
         stack=stack,
-        settings=holder["settings"],
+        settings=settings,
         resources=monitor.recorded,
         outputs=exported,
-        secret_outputs=frozenset(secret_outputs),
+        secret_outputs=secret_outputs,
         invokes=list(offline_mocks.invokes),
         placeholders=placeholders,
     )

@@ -7,19 +7,16 @@ Azure mocks, plus answers for the Azure DevOps invokes and the ids Azure DevOps 
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import pulumi
-import pulumi.runtime
 from pulumi.runtime import mocks
 
 from infra.devops.settings import NAMESPACE, STACK, DevopsSettings, read_stack_config
-from infra.recording import OfflineMocks, RecordedResource, RecordingMonitor
+from infra.recording import OfflineMocks, RecordedResource, RecordingMonitor, run_program
 
 ORGANIZATION_ID = "00000000-0000-0000-0000-0000000000ad"
 PROJECT_ID = "00000000-0000-0000-0000-00000000000b"
@@ -92,34 +89,21 @@ def record_devops(raw: Mapping[str, Any] | None = None) -> RecordedDevops:
     """Run the program for the `devops` stack (or `raw` config) under mocks."""
     from infra.devops import program
 
+    def build() -> DevopsSettings:
+        settings = program.settings_from_pulumi_config()
+        program.build(settings)
+        return settings
+
     config = pulumi_config(read_stack_config() if raw is None else raw)
     devops_mocks = DevopsMocks()
     monitor = RecordingMonitor(devops_mocks, NAMESPACE, STACK)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    exported: dict[str, Any] = {}
-    holder: dict[str, DevopsSettings] = {}
-    try:
-        pulumi.runtime.set_all_config(config, [])
-        mocks.set_mocks(
-            devops_mocks, project=NAMESPACE, stack=STACK, preview=False, monitor=monitor
-        )
-
-        async def collect(outputs: dict[str, pulumi.Output[Any]]) -> None:
-            for key, value in outputs.items():
-                exported[key] = await pulumi.Output.from_input(value).future()
-
-        @pulumi.runtime.test
-        def run() -> Any:
-            holder["settings"] = program.settings_from_pulumi_config()
-            program.build(holder["settings"])
-            root = pulumi.runtime.settings.get_root_resource()
-            return asyncio.ensure_future(collect(dict(getattr(root, "outputs", {}))))
-
-        run()
-    finally:
-        pulumi.runtime.settings.reset_options()
-        pulumi.runtime.set_all_config({}, [])
-        loop.close()
-        asyncio.set_event_loop(None)
-    return RecordedDevops(holder["settings"], monitor.recorded, exported)
+    settings, exported, _ = run_program(
+        devops_mocks,
+        monitor,
+        project=NAMESPACE,
+        stack=STACK,
+        config=config,
+        secret_keys=[],
+        program=build,
+    )
+    return RecordedDevops(settings, monitor.recorded, exported)
