@@ -61,6 +61,8 @@ def main() -> None:
     try:
         app()
     except MlopsError as error:
+        for detail in error.details:
+            err_console.print(f"  [red]✗[/] {detail}")
         err_console.print(f"[bold red]error:[/] {error}")
         sys.exit(error.exit_code)
 
@@ -146,15 +148,10 @@ def report_decision(decision: GateDecision) -> None:
 @app.command()
 def validate(data: DataPath = None) -> None:
     """Run the data tests: schema, missing values, ranges and distribution."""
-    from pipelines.steps import DataValidationError, load_and_validate
+    from pipelines.steps import load_and_validate
 
-    try:
-        with step("Data tests"):
-            frame = load_and_validate(data)
-    except DataValidationError as error:
-        for finding in error.findings:
-            err_console.print(f"  [red]✗[/] {finding}")
-        raise
+    with step("Data tests"):
+        frame = load_and_validate(data)
     console.print(f"  {len(frame)} rows passed every rule")
 
 
@@ -175,16 +172,10 @@ def train(
 
 
 def _train(tracking: Tracking, config: TrainingConfig, data: DataPath) -> TrainOutcome:
-    from pipelines.steps import DataValidationError
     from pipelines.steps import train as train_step
 
-    try:
-        with step(f"Data tests and training (alpha={config.alpha:g}, seed={config.seed})"):
-            outcome = train_step(tracking, config, data)
-    except DataValidationError as error:
-        for finding in error.findings:
-            err_console.print(f"  [red]✗[/] {finding}")
-        raise
+    with step(f"Data tests and training (alpha={config.alpha:g}, seed={config.seed})"):
+        outcome = train_step(tracking, config, data)
     console.print(
         f"  holdout {metrics_text(outcome.metrics)} "
         f"(mean baseline {metrics_text(outcome.baseline_metrics)})"

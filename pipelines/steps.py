@@ -67,7 +67,8 @@ class DataValidationError(MlopsError):
         more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
         super().__init__(
             f"data validation failed for {source}: {findings[0]}{more}; "
-            "fix the data, or regenerate the reference profile if the change is intended"
+            "fix the data, or regenerate the reference profile if the change is intended",
+            details=tuple(str(finding) for finding in findings),
         )
         self.findings = findings
 

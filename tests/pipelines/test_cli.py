@@ -64,11 +64,13 @@ def test_step_by_step_and_refused_registration(mlops) -> None:
 def test_bad_data_names_column_and_rule(mlops, tmp_path: Path) -> None:
     frame = bundled_diabetes()
     frame.loc[4, "bmi"] = 9.0
+    frame.loc[5, "s2"] = -9.0
     path = tmp_path / "bad.csv"
     frame.to_csv(path, index=False)
     code, out = mlops("run", "--no-release", "--data", str(path))
     assert code == 2
     assert "column 'bmi' fails rule 'range'" in out
+    assert "column 's2' fails rule 'range'" in out  # every failed rule is listed
     assert "Traceback" not in out
 
 
