@@ -254,7 +254,7 @@ def serve_command(
     version = resolve(local.registry, model)
     folder = settings.state_dir / "serve" / str(port)
     bundle = local.registry.download(version, folder / "model")
-    scoring_env.ensure_scoring_env()
+    venv = scoring_env.ensure_scoring_env()
     log_file = settings.logs_dir / f"serve-{port}.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     log_file.write_text("")
@@ -265,6 +265,7 @@ def serve_command(
         model_sha256=version.digest,
         collect_dir=settings.collected_dir / f"serve-{port}",
         log_file=log_file,
+        venv=venv,
     )
     # `kill` (SIGTERM) stops the server as cleanly as Ctrl-C does: never leave it orphaned.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))

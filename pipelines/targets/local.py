@@ -133,7 +133,7 @@ class LocalTarget:
         folder = self.root / endpoint / deployment
         bundle = self.registry.download(version, folder / "model")
         self.prepare_bundle(bundle)
-        scoring_env.ensure_scoring_env()
+        venv = scoring_env.ensure_scoring_env()
         port = scoring_env.free_port()
         self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
         log_file = self.settings.logs_dir / f"{endpoint}-{deployment}.log"
@@ -144,6 +144,7 @@ class LocalTarget:
             model_sha256=version.digest,
             collect_dir=self.settings.collected_dir / f"{endpoint}-{deployment}",
             log_file=log_file,
+            venv=venv,
         )
         deployed = DeploymentRecord(
             model=version.ref,
