@@ -203,8 +203,10 @@ class ModelRegistry:
         self.client.set_registered_model_alias(version.name, PRODUCTION_ALIAS, version.version)
 
     def download(self, version: RegisteredVersion, dest: Path) -> Path:
-        """Download the version's bundle into `dest` and verify it against its registered digest.
+        """Download the version's bundle and verify it against its registered digest.
 
+        The bundle lands in `dest/<name>/<version>`, the layout Azure ML mounts models in, so the
+        inference server reads the model id from AZUREML_MODEL_DIR as it does in Azure.
         Raises MlopsError on a checksum mismatch or a missing digest.
         """
         import mlflow.artifacts
@@ -215,20 +217,21 @@ class ModelRegistry:
             )
         if dest.exists():
             shutil.rmtree(dest)
-        dest.mkdir(parents=True)
+        bundle = dest / version.name / version.version
+        bundle.parent.mkdir(parents=True)
         # The version's own source, not models:/ (which adds a metadata file to the folder).
-        local = Path(
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=version.source,
-                dst_path=str(dest),
-                tracking_uri=self.tracking_uri,
-            )
+        downloaded = mlflow.artifacts.download_artifacts(
+            artifact_uri=version.source,
+            dst_path=str(dest / ".download"),
+            tracking_uri=self.tracking_uri,
         )
+        os.replace(downloaded, bundle)
+        shutil.rmtree(dest / ".download", ignore_errors=True)
         try:
-            verify_bundle(local, version.digest)
+            verify_bundle(bundle, version.digest)
         except IntegrityError as error:
             raise MlopsError(
                 f"{version.ref} failed its integrity check ({error}); do not deploy it, "
                 "register a fresh version with mlops run"
             ) from error
-        return local
+        return bundle

@@ -107,10 +107,16 @@ def verify_bundle(bundle: Path, expected_digest: str | None = None) -> str:
 
 
 def find_bundle(root: Path) -> Path:
-    """The bundle folder under an Azure ML model directory (the root itself or one level down)."""
+    """The bundle folder under an Azure ML model directory.
+
+    The root itself, one level down (a deployment's `<name>/<version>` mount holding the
+    registered folder), or two levels down (a models folder holding `<name>/<version>`, as the
+    scoring image lays it out).
+    """
     if (root / MANIFEST).is_file():
         return root
-    candidates = sorted(path.parent for path in root.glob(f"*/{MANIFEST}"))
+    patterns = (f"*/{MANIFEST}", f"*/*/{MANIFEST}")
+    candidates = sorted(path.parent for pattern in patterns for path in root.glob(pattern))
     if len(candidates) == 1:
         return candidates[0]
     raise IntegrityError(f"expected exactly one model bundle under {root}, found {len(candidates)}")

@@ -4,7 +4,7 @@ The build context is one folder:
 
     Dockerfile        scoring/Dockerfile, at the root of the context
     scoring/          the scoring package (entry script, requirements, settings)
-    model/            the model bundle, downloaded and verified against its registered sha256
+    model/NAME/VER/   the model bundle, downloaded and verified against its registered sha256
     model.json        which version it is: name, version, digest
 
 `mlops package` writes it locally (inspect it, `docker build` it); on Azure it is sent to an
@@ -44,7 +44,10 @@ def build_context(registry: ModelRegistry, version: RegisteredVersion, dest: Pat
     shutil.copy2(DOCKERFILE, dest / "Dockerfile")
     # Verified against the registered digest; registries differ in where under `dest` it lands.
     staging = dest / ".download"
-    shutil.move(registry.download(version, staging), dest / "model")
+    # Laid out as Azure ML mounts models (`<name>/<version>`): the server reads the id from it.
+    bundle = dest / "model" / version.name / version.version
+    bundle.parent.mkdir(parents=True)
+    shutil.move(registry.download(version, staging), bundle)
     shutil.rmtree(staging, ignore_errors=True)
     (dest / "model.json").write_text(
         json.dumps(

@@ -14,6 +14,7 @@ from infra.outputs import StackOutputs
 from pipelines.azure import commands
 from pipelines.azure.pipeline_job import PipelineSettings
 from pipelines.pipeline_commands import follow, submit
+from scoring.model_bundle import find_bundle
 from tests.azure.conftest import MODEL, World
 from tests.azure.fakes import not_found, write_outputs
 
@@ -205,7 +206,7 @@ def test_package_locally_assembles_the_build_context(
     assert code == 0, text
     assert (out / "Dockerfile").read_text() == "FROM scratch\n"
     assert (out / "scoring" / "score.py").is_file()
-    assert (out / "model" / "manifest.json").is_file()
+    assert (out / "model" / MODEL / "2" / "manifest.json").is_file()
     meta = json.loads((out / "model.json").read_text())
     assert meta == {"name": MODEL, "version": "2", "model_sha256": world.store.v2.digest}
 
@@ -233,6 +234,8 @@ def test_the_real_dockerfile_builds_from_the_package_context(
     dockerfile = (out / "Dockerfile").read_text()
     sources = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY ")]
     assert "model/" in sources
+    # Azure ML's <name>/<version> layout, which the entry script finds under AZUREML_MODEL_DIR.
+    assert find_bundle(out / "model") == out / "model" / MODEL / "2"
     for source in sources:
         assert (out / source).exists(), source
     assert "ARG MODEL_SHA256" in dockerfile

@@ -332,12 +332,24 @@ def test_wrong_registered_digest_fails_init(load_script: Callable[..., Any]) -> 
         load_script(MODEL_SHA256="0" * 64)
 
 
-def test_model_one_level_down_is_found(
-    load_script: Callable[..., Any], bundle: TrainedBundle, tmp_path: Path
+@pytest.mark.parametrize(
+    "below", ["diabetes", "diabetes-ridge/3"], ids=["one level down", "name/version"]
+)
+def test_model_below_the_model_dir_is_found(
+    load_script: Callable[..., Any], bundle: TrainedBundle, tmp_path: Path, below: str
 ) -> None:
-    bundle.copy_to(tmp_path / "models" / "diabetes")
+    bundle.copy_to(tmp_path / "models" / below)
     scorer = load_script(AZUREML_MODEL_DIR=str(tmp_path / "models"))
     assert call(scorer, {"data": [ROW]})[0] == 200
+
+
+def test_two_models_below_the_model_dir_fail_init(
+    load_script: Callable[..., Any], bundle: TrainedBundle, tmp_path: Path
+) -> None:
+    bundle.copy_to(tmp_path / "models" / "diabetes-ridge" / "3")
+    bundle.copy_to(tmp_path / "models" / "other")
+    with pytest.raises(ModelLoadError, match="exactly one model bundle"):
+        load_script(AZUREML_MODEL_DIR=str(tmp_path / "models"))
 
 
 def test_missing_model_dir_fails_init(load_script: Callable[..., Any], tmp_path: Path) -> None:
