@@ -65,4 +65,4 @@ reset: ## Forget all local state (runs, models, deployments)
 	rm -rf .mlops
 
 clean: reset ## Also remove the virtual environments
-	rm -rf .venv .venv-scoring .tools
+	rm -rf .venv .venv-scoring .venv-policy .tools

@@ -4,21 +4,32 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import fcntl
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from infra.checks import policy_resources
 from infra.policies import (
-    RESOURCE_POLICIES,
-    STACK_POLICIES,
     PolicyResource,
     environment_of,
     evaluate,
 )
-from infra.policy_pack.pack import resource_validator, stack_validator
 from infra.recording import RecordedStack
+from pipelines.scoring_env import (
+    REPO_ROOT,
+    STAMP_FILE,
+    find_uv,
+    requirements_fingerprint,
+    venv_python,
+)
+from tests.infra.crossguard_harness import crossguard_run, graphs_to_json
 
 
 def test_policies_pass_on_every_stack(recorded: RecordedStack) -> None:
@@ -147,67 +158,105 @@ def test_environment_comes_from_tags_then_stack_then_prod() -> None:
     assert environment_of("urn:pulumi:staging::mlops::x::y", {}) == "prod"
 
 
-class _Opts:
-    def __init__(self, ignore_changes: tuple[str, ...]) -> None:
-        self.ignore_changes = list(ignore_changes)
-
-
-class _Args:
-    """Shaped like CrossGuard's ResourceValidationArgs / PolicyResource."""
-
-    def __init__(self, resource: PolicyResource, by_urn: dict[str, _Args] | None = None) -> None:
-        self.resource_type = resource.resource_type
-        self.name = resource.name
-        self.urn = resource.urn
-        self.props = resource.props
-        self.opts = _Opts(resource.ignore_changes)
-        self._resource = resource
-        self.parent: _Args | None = None
-        self.dependencies: list[_Args] = []
-
-
-def _crossguard_run(resources: list[PolicyResource]) -> list[tuple[str, str | None]]:
-    reported: list[tuple[str, str | None]] = []
-    args = {r.urn: _Args(r) for r in resources}
-    for arg in args.values():
-        resource = arg._resource
-        arg.parent = args.get(resource.parent) if resource.parent else None
-        arg.dependencies = [args[d] for d in resource.dependencies if d in args]
-    for policy in RESOURCE_POLICIES:
-        validate = resource_validator(policy)
-        for arg in args.values():
-            validate(arg, lambda message, urn=None: reported.append((message, urn)))
-
-    class _StackArgs:
-        def __init__(self) -> None:
-            self.resources = list(args.values())
-
-    for stack_policy in STACK_POLICIES:
-        stack_validator(stack_policy)(
-            _StackArgs(), lambda message, urn=None: reported.append((message, urn))
-        )
-    return reported
-
-
-def test_crossguard_adapters_agree_with_the_check(recordings: dict[str, RecordedStack]) -> None:
-    resources = policy_resources(recordings["prod"])
-    assert _crossguard_run(resources) == []
-    broken = _mutated(
+def _insecure_prod_extension(recordings: dict[str, RecordedStack]) -> list[PolicyResource]:
+    return _mutated(
         recordings["prod"],
         "azure-native:kubernetesconfiguration:Extension",
         lambda p: p["configurationSettings"].update(allowInsecureConnections="True"),
     )
-    reported = _crossguard_run(broken)
-    assert any("azureml-k8s-extension allows insecure" in message for message, _ in reported)
 
 
-def test_policy_pack_builds_with_crossguard() -> None:
-    pulumi_policy = pytest.importorskip("pulumi_policy")
-    from infra.policy_pack.pack import build_policies
+INSECURE_EXTENSION = "azureml-k8s-extension allows insecure"
 
-    policies = build_policies()
-    assert len(policies) == len(RESOURCE_POLICIES) + len(STACK_POLICIES)
-    assert all(isinstance(p, pulumi_policy.Policy) for p in policies)
+
+def test_crossguard_adapters_agree_with_the_check(recordings: dict[str, RecordedStack]) -> None:
+    assert crossguard_run(policy_resources(recordings["prod"])) == []
+    reported = crossguard_run(_insecure_prod_extension(recordings))
+    assert any(INSECURE_EXTENSION in message for message, _ in reported)
+
+
+# pulumi-policy pins an older protobuf and grpcio than the ops environment uses, so the pack is
+# tried in its own virtualenv, built from the same requirements file as the pack's.
+POLICY_VENV = REPO_ROOT / ".venv-policy"
+POLICY_REQUIREMENTS = REPO_ROOT / "infra" / "policy_pack" / "requirements.txt"
+
+
+def _policy_venv_fingerprint() -> str:
+    python = ".".join(map(str, sys.version_info[:3]))
+    return f"{requirements_fingerprint(POLICY_REQUIREMENTS)} python{python}"
+
+
+def _build_step(command: list[str], what: str) -> None:
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).strip()
+        pytest.fail(
+            f"{what} for {POLICY_VENV.name} failed (exit code {result.returncode}); this test "
+            f"needs uv and access to PyPI to install {POLICY_REQUIREMENTS.relative_to(REPO_ROOT)}"
+            f":\n{output[-3000:]}",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def policy_venv() -> Path:
+    """`.venv-policy`: built with uv once, rebuilt only when the pack's requirements change."""
+    stamp = POLICY_VENV / STAMP_FILE
+    fingerprint = _policy_venv_fingerprint()
+    lock_dir = REPO_ROOT / ".mlops"
+    lock_dir.mkdir(exist_ok=True)
+    with (lock_dir / "policy-env.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs building it at once would corrupt it
+        if (
+            venv_python(POLICY_VENV).is_file()
+            and stamp.is_file()
+            and stamp.read_text().strip() == fingerprint
+        ):
+            return POLICY_VENV
+        uv = find_uv()
+        if uv is None:
+            pytest.fail(
+                f"uv is not installed, and {POLICY_VENV.name} needs it; run `make bootstrap` "
+                "(it installs uv) or `pip install uv`",
+                pytrace=False,
+            )
+        stamp.unlink(missing_ok=True)
+        _build_step(
+            [uv, "venv", "--clear", "--python", sys.executable, str(POLICY_VENV)],
+            "creating the virtualenv",
+        )
+        _build_step(
+            [uv, "pip", "install", "--python", str(venv_python(POLICY_VENV)),
+             "-r", str(POLICY_REQUIREMENTS)],
+            "installing the policy pack's requirements",
+        )  # fmt: skip
+        stamp.write_text(fingerprint + "\n")
+    return POLICY_VENV
+
+
+def test_policy_pack_builds_with_crossguard(
+    policy_venv: Path, recordings: dict[str, RecordedStack], tmp_path: Path
+) -> None:
+    clean = policy_resources(recordings["prod"])
+    broken = _insecure_prod_extension(recordings)
+    graphs = tmp_path / "graphs.json"
+    graphs.write_text(graphs_to_json([clean, broken]))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "VIRTUAL_ENV")}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    result = subprocess.run(
+        [str(venv_python(policy_venv)), "-m", "tests.infra.crossguard_harness", str(graphs)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"the pack failed in {policy_venv.name}:\n{result.stderr}"
+    reported = [[(message, urn) for message, urn in graph] for graph in json.loads(result.stdout)]
+    # The live pack reports exactly what its adapters report in the ops environment.
+    assert reported == [[], crossguard_run(broken)]
+    assert any(INSECURE_EXTENSION in message for message, _ in reported[1]), reported[1]
 
 
 def test_policy_pack_module_imports_without_starting_a_server() -> None:
