@@ -14,6 +14,7 @@ from rich.table import Table
 
 from pipelines.console import console, err_console
 from pipelines.errors import MlopsError
+from pipelines.gate_summary import write_gate_summary
 from pipelines.infra_commands import infra_app
 from pipelines.options import (
     Alpha,
@@ -115,24 +116,6 @@ def metrics_text(metrics: dict[str, float]) -> str:
     """`rmse 54.01 · mae 44.42 · r2 0.449`."""
     return " · ".join(
         f"{key} {metrics[key]:.4g}" for key in ("rmse", "mae", "r2") if key in metrics
-    )
-
-
-def write_gate_summary(path: Path, decision: GateDecision, version: str | None) -> None:
-    """The gate outcome as Markdown, for a CI run summary."""
-    outcome = (
-        f"registered as `{version}`"
-        if version
-        else ("nothing registered" if not decision.passed else "not registered yet")
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        f"## Gate: {decision.label}\n\n{decision.reason}.\n\n"
-        f"| metric | candidate | {decision.reference_kind} | change | required |\n"
-        "| --- | --- | --- | --- | --- |\n"
-        f"| {decision.metric} | {decision.candidate_score:.4f} | "
-        f"{decision.reference_score:.4f} | {decision.improvement:+.4f} | "
-        f"{decision.min_improvement:+g} |\n\nOutcome: {outcome}.\n"
     )
 
 

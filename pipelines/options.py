@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from pipelines.gate_summary import json_sibling
+
 
 class TargetName(StrEnum):
     """Where a command runs."""
@@ -64,11 +66,28 @@ FailOnReject = Annotated[
     bool,
     typer.Option("--fail-on-reject", help="Exit with code 3 when the gate rejects the candidate."),
 ]
+
+
+def _markdown_summary_file(path: Path | None) -> Path | None:
+    """Refuse a summary file its own JSON twin would overwrite (one named *.json)."""
+    if path is not None and json_sibling(path) == path:
+        raise typer.BadParameter(
+            f"{path.name} would be overwritten by the gate's JSON, which goes beside the "
+            f"Markdown summary with a .json suffix; name it e.g. {path.with_suffix('.md').name}"
+        )
+    return path
+
+
 SummaryFile = Annotated[
     Path | None,
     typer.Option(
         "--summary-file",
-        help="Also write the gate outcome as Markdown here (for a CI run summary).",
+        help="Also write the gate outcome as Markdown here (for a CI run summary) and as JSON "
+        "beside it, same name with .json (gate.md → gate.json), for the next pipeline: "
+        '{"schema": 1, "passed": bool, "registered": "NAME:VERSION" or null, "metric", '
+        '"candidate_score", "reference_score", "reference_kind", "reference_version", '
+        '"improvement", "min_improvement", "reason"}.',
         dir_okay=False,
+        callback=_markdown_summary_file,
     ),
 ]

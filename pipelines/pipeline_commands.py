@@ -318,7 +318,8 @@ def decision_from_tags(tags: dict[str, Any]) -> GateDecision:
 
 
 def _report(decision: GateDecision, registered: dict[str, Any], summary_file: Path | None) -> None:
-    from pipelines.cli import report_decision, write_gate_summary
+    from pipelines.cli import report_decision
+    from pipelines.gate_summary import write_gate_summary
 
     report_decision(decision)
     ref = f"{registered['name']}:{registered['version']}" if registered.get("registered") else None

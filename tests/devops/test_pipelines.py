@@ -3,9 +3,13 @@ with the Azure DevOps stack that creates what they use."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +19,8 @@ import yaml
 from infra.devops import program
 from infra.devops.recording import RecordedDevops
 from infra.devops.settings import read_stack_config
-from pipelines.cli import write_gate_summary
 from pipelines.gate import GateDecision
+from pipelines.gate_summary import gate_record, json_sibling, write_gate_summary
 from tests.devops import pipeline_files as pf
 
 pipeline_names = {p.name for p in pf.pipeline_files()}
@@ -194,26 +198,154 @@ def _decision(passed: bool) -> GateDecision:
     )
 
 
-def _shell(script: str, summary: Path) -> str:
-    text = script.replace("${{ parameters.summaryFile }}", str(summary))
-    text = text.replace("${{ parameters.model }}", "")
-    text = text.replace("$(Pipeline.Workspace)/retrain/gate/gate.md", str(summary))
+PARAMETER = re.compile(r"\$\{\{\s*parameters\.(\w+)\s*\}\}")
+
+
+def _render(text: str, parameters: dict[str, str], variables: dict[str, str]) -> str:
+    """What the agent would run: template parameters, then `$(variable)` macros, expanded."""
+    text = PARAMETER.sub(lambda m: parameters[m.group(1)], text)
+    while (expanded := pf.MACRO.sub(lambda m: variables.get(m.group(1), m.group(0)), text)) != text:
+        text = expanded
+    unknown = {name for name in pf.MACRO.findall(text) if name not in variables}
+    assert not unknown, f"the simulated agent does not know {unknown}"
+    return text
+
+
+def _run_step(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """A `script:` step as the hosted agent runs it: bash, python3 on the PATH (no jq), in the
+    checkout (the repository root)."""
+    path = f"{os.environ.get('PATH', '')}{os.pathsep}{Path(sys.executable).parent}"
     return subprocess.run(
-        ["bash", "-c", text], capture_output=True, text=True, check=False, timeout=10
-    ).stdout
+        ["bash", "--noprofile", "--norc", "-c", script],
+        capture_output=True, text=True, check=False, timeout=30, cwd=cwd,
+        env={**os.environ, "PATH": path},
+    )  # fmt: skip
+
+
+@dataclass
+class Handoff:
+    """The retrain → release handoff, simulated on disk with the real writer and templates."""
+
+    root: Path
+
+    @property
+    def variables(self) -> dict[str, str]:
+        retrain = pf.load(pf.PIPELINES_DIR / "retrain.azure-pipelines.yml")
+        defined = {v["name"]: str(v["value"]) for v in retrain["variables"] if "name" in v}
+        return defined | {
+            "Build.ArtifactStagingDirectory": str(self.root / "retrain-agent" / "staging"),
+            "Pipeline.Workspace": str(self.root / "release-agent" / "workspace"),
+        }
+
+    def summary_file(self) -> Path:
+        """Where `mlops pipeline run --summary-file …` in the retrain pipeline writes."""
+        retrain = pf.PIPELINES_DIR / "retrain.azure-pipelines.yml"
+        runs = [
+            i.argv for i in pf.invocations(files=[retrain]) if i.argv[:2] == ["pipeline", "run"]
+        ]
+        paths = {argv[argv.index("--summary-file") + 1] for argv in runs}
+        assert len(runs) >= 1 and len(paths) == 1, paths  # every variant writes the same file
+        return Path(_render(paths.pop(), {}, self.variables))
+
+    def retrain(self) -> tuple[list[str], Path]:
+        """Run gate-summary.yml's steps as the retrain job calls it: (their output, artifact)."""
+        retrain = pf.load(pf.PIPELINES_DIR / "retrain.azure-pipelines.yml")
+        [call] = [m for m in pf.walk(retrain) if m.get("template") == "templates/gate-summary.yml"]
+        parameters = {k: _render(str(v), {}, self.variables) for k, v in call["parameters"].items()}
+        steps = pf.load(pf.TEMPLATES_DIR / "gate-summary.yml")["steps"]
+        outputs = []
+        for step in (s for s in steps if "script" in s):
+            result = _run_step(_render(step["script"], parameters, self.variables), pf.ROOT)
+            assert result.returncode == 0, result.stdout + result.stderr
+            outputs.append(result.stdout)
+        [publish] = [s for s in steps if "publish" in s]
+        assert publish["artifact"] == "gate"
+        return outputs, Path(_render(publish["publish"], parameters, self.variables))
+
+    def release(self, artifact: Path, model: str = "") -> subprocess.CompletedProcess[str]:
+        """Download the artifact as the release does, then run resolve-model.yml's script."""
+        steps = pf.load(pf.TEMPLATES_DIR / "resolve-model.yml")["steps"]
+        [download] = [m for m in pf.walk(steps) if "download" in m]
+        release = pf.load(pf.PIPELINES_DIR / "release.azure-pipelines.yml")
+        [resource] = release["resources"]["pipelines"]
+        assert download["download"] == resource["pipeline"]
+        target = Path(self.variables["Pipeline.Workspace"], download["download"])
+        shutil.copytree(artifact, target / download["artifact"])  # a directory artifact
+        [script] = [m["script"] for m in pf.walk(steps) if "script" in m]
+        return _run_step(_render(script, {"model": model}, self.variables), pf.ROOT)
 
 
 @pytest.mark.parametrize("registered", [True, False])
 def test_the_release_trigger_follows_the_gate(tmp_path: Path, registered: bool) -> None:
-    """The summary `mlops pipeline run` writes is what tags the run and names the version."""
-    summary = tmp_path / "gate.md"
-    write_gate_summary(summary, _decision(registered), "diabetes-ridge:7" if registered else None)
-    tag_step = pf.load(pf.TEMPLATES_DIR / "gate-summary.yml")["steps"][1]["script"]
-    tagged = "##vso[build.addbuildtag]model-registered" in _shell(tag_step, summary)
-    assert tagged == registered
-    resolve = pf.load(pf.TEMPLATES_DIR / "resolve-model.yml")["steps"][1]["script"]
-    output = _shell(resolve, summary)
+    """What `mlops pipeline run --summary-file` writes is what tags the retrain run and names
+    the version the release deploys: the real writer, the real template scripts."""
+    handoff = Handoff(tmp_path)
+    summary = handoff.summary_file()
+    ref = "diabetes-ridge:7" if registered else None
+    write_gate_summary(summary, _decision(registered), ref)
+    assert json.loads(json_sibling(summary).read_text())["registered"] == ref
+
+    (upload, tag), artifact = handoff.retrain()
+    assert upload.strip() == f"##vso[task.uploadsummary]{summary}"  # the Markdown, for people
+    assert ("##vso[build.addbuildtag]model-registered" in tag) == registered
+    assert sorted(p.name for p in artifact.iterdir()) == ["gate.json", "gate.md"]
+    assert artifact == summary.parent
+
+    resolved = handoff.release(artifact)
     if registered:
-        assert "variable=modelRef;isOutput=true]diabetes-ridge:7" in output
+        assert resolved.returncode == 0, resolved.stdout + resolved.stderr
+        assert "##vso[task.setvariable variable=modelRef;isOutput=true]diabetes-ridge:7\n" in (
+            resolved.stdout
+        )
     else:
-        assert "task.logissue type=error" in output
+        assert resolved.returncode == 1
+        assert "##vso[task.logissue type=error]No model to release" in resolved.stdout
+        assert "modelRef" not in resolved.stdout
+
+
+def test_a_manual_release_names_its_model(tmp_path: Path) -> None:
+    handoff = Handoff(tmp_path)
+    write_gate_summary(handoff.summary_file(), _decision(False), None)
+    _, artifact = handoff.retrain()
+    resolved = handoff.release(artifact, model="diabetes-ridge:4")
+    assert resolved.returncode == 0
+    assert "variable=modelRef;isOutput=true]diabetes-ridge:4\n" in resolved.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "No such file"),
+        ("## Gate: passed\n\nOutcome: registered as `diabetes-ridge:7`.\n", "is not JSON"),
+        ('{"schema": 2, "registered": "diabetes-ridge:7"}', "schema 2"),
+        ('{"schema": 1, "passed": true}', "no 'registered' field"),
+    ],
+)
+def test_an_unreadable_gate_outcome_stops_both_pipelines(
+    tmp_path: Path, content: str | None, problem: str
+) -> None:
+    """No guessing: a missing, Markdown, newer-schema or incomplete gate.json is an error."""
+    handoff = Handoff(tmp_path)
+    summary = handoff.summary_file()
+    write_gate_summary(summary, _decision(True), "diabetes-ridge:7")
+    gate = json_sibling(summary)
+    if content is None:
+        gate.unlink()
+    else:
+        gate.write_text(content)
+    with pytest.raises(AssertionError, match=problem):
+        handoff.retrain()
+    resolved = handoff.release(summary.parent)
+    assert resolved.returncode == 1
+    assert "##vso[task.logissue type=error]Could not read the gate outcome" in resolved.stdout
+    assert problem in resolved.stderr
+    assert "modelRef" not in resolved.stdout
+
+
+def test_the_documented_gate_json_is_the_written_one() -> None:
+    doc = (pf.ROOT / "docs" / "azure-devops.md").read_text()
+    [example] = re.findall(r"```json\n(.*?)```", doc, re.DOTALL)
+    documented = json.loads(example)
+    written = gate_record(_decision(True), "diabetes-ridge:7")
+    assert list(documented) == list(written)
+    assert {k: type(v) for k, v in documented.items()} == {k: type(v) for k, v in written.items()}

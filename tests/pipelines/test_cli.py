@@ -1,5 +1,6 @@
 """The CLI end to end on a temporary state directory, through the real entry point."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -124,8 +125,22 @@ def test_gate_summary_file_for_ci(mlops, tmp_path: Path) -> None:
     assert text.startswith("## Gate: passed")
     assert "| rmse |" in text
     assert "registered as `diabetes-ridge:1`" in text
+    gate = json.loads((tmp_path / "out" / "gate.json").read_text())
+    assert gate["schema"] == 1 and gate["passed"] is True
+    assert gate["registered"] == "diabetes-ridge:1"
+    assert gate["reference_kind"] == "baseline" and gate["metric"] == "rmse"
     mlops("train", "--alpha", "1000")
     code, _ = mlops("evaluate", "--min-improvement", "100", "--summary-file", str(summary))
     assert code == 0
     assert summary.read_text().startswith("## Gate: rejected")
     assert "nothing registered" in summary.read_text()
+    gate = json.loads((tmp_path / "out" / "gate.json").read_text())
+    assert gate["passed"] is False and gate["registered"] is None
+
+
+def test_the_summary_file_cannot_be_its_own_json_sibling(mlops, tmp_path: Path) -> None:
+    code, out = mlops("run", "--no-release", "--summary-file", str(tmp_path / "gate.json"))
+    assert code == 2
+    message = " ".join(out.replace("│", " ").split())  # unwrap the error box
+    assert "Invalid value for '--summary-file': gate.json would be overwritten" in message
+    assert not (tmp_path / "gate.json").exists()
