@@ -39,7 +39,7 @@ scoring-env: $(OPS_STAMP) ## Create or update the scoring environment (.venv-sco
 specs: $(OPS_STAMP) ## Regenerate scoring/swagger*.json from scoring/schema.py
 	$(RUN) python -m scoring.openapi
 
-bench-scoring: $(OPS_STAMP) scoring-env ## Benchmark the scoring service against a reference-style script (~5 min)
+bench-scoring: $(OPS_STAMP) scoring-env ## Benchmark the scoring service against a reference-style script (~3 min)
 	$(RUN) python tests/benchmarks/bench_scoring.py
 
 lint: $(OPS_STAMP) ## ruff lint and format check

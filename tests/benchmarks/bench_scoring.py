@@ -1,7 +1,7 @@
 """Benchmark: scoring/score.py against a reference-style script, on the same inference server.
 
     uv run python tests/benchmarks/bench_scoring.py [--duration 4] [--rounds 3] [--cold-runs 5]
-        [--workers 1] [--json FILE]
+        [--workers 1] [--gunicorn-args ARGS] [--json FILE]
 
 Every side runs under the real `azmlinfsrv` from the scoring venv, bound to 127.0.0.1, with the
 same server settings (WORKER_COUNT, timeouts, bytecode precompiled); only the entry script
@@ -112,7 +112,21 @@ def headers(side: Side) -> dict[str, str]:
     return result
 
 
-def start(side: Side, bundle: Path, state: Path, workers: int, tag: str) -> InferenceServer:
+@dataclass(frozen=True)
+class ServerSettings:
+    """Deployment settings of the inference server, applied to every side alike."""
+
+    workers: int = 1
+    gunicorn_args: str = ""  # GUNICORN_CMD_ARGS, e.g. "--worker-class gthread --keep-alive 5"
+
+    def describe(self) -> str:
+        extra = f", GUNICORN_CMD_ARGS={self.gunicorn_args!r}" if self.gunicorn_args else ""
+        return f"WORKER_COUNT={self.workers}{extra}"
+
+
+def start(
+    side: Side, bundle: Path, state: Path, server: ServerSettings, tag: str
+) -> InferenceServer:
     port = free_port()
     return start_inference_server(
         bundle,
@@ -121,16 +135,17 @@ def start(side: Side, bundle: Path, state: Path, workers: int, tag: str) -> Infe
         model_sha256=side.digest,
         collect_dir=(state / f"collected-{tag}") if side.collect else None,
         log_file=state / f"{side.name.replace(' ', '_')}-{tag}.log",
-        workers=workers,
+        workers=server.workers,
+        extra_env={"GUNICORN_CMD_ARGS": server.gunicorn_args} if server.gunicorn_args else None,
         entry_script=side.entry_script,
     )
 
 
-def cold_start(side: Side, bundle: Path, state: Path, workers: int, run: int) -> float:
+def cold_start(side: Side, bundle: Path, state: Path, server: ServerSettings, run: int) -> float:
     """Seconds from process start to the first 200 on POST /score."""
     payload, request_headers = body(1), headers(side)
     started = time.perf_counter()
-    process = start(side, bundle, state, workers, f"cold{run}")
+    process = start(side, bundle, state, server, f"cold{run}")
     try:
         deadline = started + 120
         while time.perf_counter() < deadline:
@@ -232,7 +247,7 @@ def load_tests(
     sides: list[Side],
     bundle: Path,
     state: Path,
-    workers: int,
+    settings: ServerSettings,
     wrk: str,
     duration: int,
     rounds: int,
@@ -242,7 +257,7 @@ def load_tests(
     The machine may be shared: interleaving spreads any background noise over both sides, and
     the median over rounds discards a disturbed run.
     """
-    servers = [start(side, bundle, state, workers, "load") for side in sides]
+    servers = [start(side, bundle, state, settings, "load") for side in sides]
     samples: dict[tuple[str, str], list[dict[str, float]]] = {}
     try:
         for side, server in zip(sides, servers, strict=True):
@@ -278,7 +293,9 @@ def ratio(ours: float, base: float) -> float:
     return ours / base if base else float("nan")
 
 
-def report(sides: list[Side], workers: int, duration: int, rounds: int) -> list[dict[str, object]]:
+def report(
+    sides: list[Side], settings: ServerSettings, duration: int, rounds: int
+) -> list[dict[str, object]]:
     base, ours = sides[0], sides[1]
     rows: list[dict[str, object]] = []
 
@@ -352,7 +369,7 @@ def report(sides: list[Side], workers: int, duration: int, rounds: int) -> list[
 
     print()
     print(
-        f"Scoring benchmark: WORKER_COUNT={workers}, medians of {rounds} rounds of {duration} s "
+        f"Scoring benchmark: {settings.describe()}, medians of {rounds} rounds of {duration} s "
         "per load point, loopback"
     )
     header = f"{'metric':<52} {'baseline':>10} {'ours':>10} {'ratio':>7}  {'target':<7} pass"
@@ -378,12 +395,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=4, help="seconds per load point")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every load point")
     parser.add_argument("--cold-runs", type=int, default=5, help="server starts per side")
-    parser.add_argument("--workers", type=int, default=1, help="WORKER_COUNT for both sides")
+    parser.add_argument("--workers", type=int, default=1, help="WORKER_COUNT for every side")
+    parser.add_argument(
+        "--gunicorn-args", default="", help="GUNICORN_CMD_ARGS for every side (server settings)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--no-collection", action="store_true", help="skip the 'ours + collection' variant"
     )
     args = parser.parse_args(argv)
+    settings = ServerSettings(args.workers, args.gunicorn_args)
 
     wrk = ensure_wrk()
     ensure_scoring_env()
@@ -410,19 +431,20 @@ def main(argv: list[str] | None = None) -> int:
         print("cold starts (interleaved; the first round warms the page cache)", flush=True)
         for run in range(args.cold_runs + 1):
             for side in sides:
-                elapsed = cold_start(side, bundle, state, args.workers, run)
+                elapsed = cold_start(side, bundle, state, settings, run)
                 if run:
                     side.cold_starts_s.append(elapsed)
         for side in sides:
             print(f"  {side.name}: {[round(value, 3) for value in side.cold_starts_s]}")
         print("load (wrk, interleaved rounds)", flush=True)
-        load_tests(sides, bundle, state, args.workers, wrk, args.duration, args.rounds)
-        rows = report(sides, args.workers, args.duration, args.rounds)
+        load_tests(sides, bundle, state, settings, wrk, args.duration, args.rounds)
+        rows = report(sides, settings, args.duration, args.rounds)
     if args.json:
         args.json.write_text(
             json.dumps(
                 {
-                    "workers": args.workers,
+                    "workers": settings.workers,
+                    "gunicorn_args": settings.gunicorn_args,
                     "duration_s": args.duration,
                     "rounds": args.rounds,
                     "cold_runs": args.cold_runs,

@@ -1,9 +1,11 @@
 """Baseline for the scoring benchmark: a reference-style Azure ML scoring script.
 
-This is how the usual Azure ML MLOps samples serve the diabetes model: inference-schema
-decorators, joblib + scikit-learn, no validation, no authentication. It runs under the same
-inference server and settings as scoring/score.py, so the benchmark compares the scripts.
-It is never deployed.
+This is how the usual Azure ML MLOps samples serve the diabetes model (Microsoft's MLOpsPython
+`diabetes_regression/scoring/score.py`): inference-schema decorators, joblib + scikit-learn, one
+log line per request with its id, no validation, no authentication. Only the model lookup
+differs: `os.path.join` instead of the retired v1 SDK's `Model.get_model_path`. It runs under
+the same inference server and settings as scoring/score.py, so the benchmark compares the
+scripts. It is never deployed.
 """
 
 import os
@@ -30,4 +32,12 @@ output_sample = numpy.array([206.1])
 @output_schema(NumpyParameterType(output_sample))
 def run(data, request_headers):
     result = model.predict(data)
+    # The reference's request log line; the server turns print() into a log record.
+    print(
+        '{{"RequestId":"{}", "TraceParent":"{}", "NumberOfPredictions":{}}}'.format(
+            request_headers.get("X-Ms-Request-Id", ""),
+            request_headers.get("Traceparent", ""),
+            len(result),
+        )
+    )
     return {"result": result.tolist()}
