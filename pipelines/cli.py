@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import typer.core
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines.console import console, err_console
@@ -47,9 +49,92 @@ if TYPE_CHECKING:
 
 REJECTED_EXIT_CODE = 3
 
+# Click's exceptions, from the Click that Typer uses (recent Typers ship their own copy).
+_click_errors = sys.modules[typer.BadParameter.__module__]
+
+
+def print_error(message: str, details: Sequence[str] = (), hint: str | None = None) -> None:
+    """The CLI's error style on stderr: the details, then `error: <one sentence>` on one line."""
+    for detail in details:
+        err_console.print(f"  [red]✗[/] {escape(detail)}", soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    if hint:
+        err_console.print(f"  [dim]{escape(hint)}[/]", soft_wrap=True)
+
+
+def _sentence(message: str) -> str:
+    """Click's message as one line in the CLI's style: lower-case start, no final period."""
+    text = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    if text[:1].isupper() and text[1:2].islower():
+        text = text[0].lower() + text[1:]
+    return text.removesuffix(".")
+
+
+def _plain_help(command: Any) -> None:
+    """Help text is plain text: escape what Rich markup would swallow, e.g. `[default: …]`."""
+    if typer.core.HAS_RICH and getattr(command, "rich_markup_mode", None) == "rich":
+        for name in ("help", "short_help", "epilog"):
+            if getattr(command, name, None):
+                setattr(command, name, escape(getattr(command, name)))
+        for param in command.params:
+            if getattr(param, "help", None):
+                param.help = escape(param.help)
+    for subcommand in getattr(command, "commands", {}).values():
+        _plain_help(subcommand)
+
+
+class MlopsGroup(typer.core.TyperGroup):
+    """The `mlops` command: literal help text everywhere, usage errors on one line.
+
+    Every command and sub-app hangs below this group, so one pass over the tree covers all
+    of them, including the options defined in other modules.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_help(self)
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Click's main; in standalone mode a usage error is `error: …` instead of a panel."""
+        arguments: dict[str, Any] = {
+            "args": args,
+            "prog_name": prog_name,
+            "complete_var": complete_var,
+            "standalone_mode": False,
+            "windows_expand_args": windows_expand_args,
+            **extra,
+        }
+        if not standalone_mode:
+            return super().main(**arguments)
+        try:
+            code = super().main(**arguments)
+        except _click_errors.ClickException as error:
+            if type(error).__name__ == "NoArgsIsHelpError":  # `mlops` alone: the help, shown
+                if error.format_message():  # already, unless Rich is off
+                    error.show()
+                sys.exit(error.exit_code)
+            context = getattr(error, "ctx", None)
+            hint = f"see `{context.command_path} --help`" if context is not None else None
+            print_error(_sentence(error.format_message()), hint=hint)
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            print_error("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
     name="mlops",
     help="Train, gate, register, release and operate the diabetes model, locally or on Azure.",
+    cls=MlopsGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -62,9 +147,7 @@ def main() -> None:
     try:
         app()
     except MlopsError as error:
-        for detail in error.details:
-            err_console.print(f"  [red]✗[/] {detail}")
-        err_console.print(f"[bold red]error:[/] {error}")
+        print_error(str(error), error.details)
         sys.exit(error.exit_code)
 
 
@@ -343,7 +426,7 @@ def models_list(model_name: ModelName = None, target: Target = TargetName.local)
         return
     table = Table(title=f"{registry.model_name}")
     for column in ("version", "aliases", "rmse", "mae", "r2", "gated vs", "commit", "run"):
-        table.add_column(column, no_wrap=True)
+        table.add_column(column, overflow="fold")  # never `producti…`, even in 80 columns
     for version in versions:
         metrics = version.metrics
         table.add_row(

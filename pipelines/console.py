@@ -1,6 +1,32 @@
-"""Shared rich console so every command prints the same way (stderr for diagnostics)."""
+"""Shared rich consoles so every command prints the same way (stderr for diagnostics).
 
-from rich.console import Console
+On a terminal, output fits the terminal's width. Written to a pipe or a file (CI logs, `| less`,
+`> out.txt`) there is no width to fit, and Rich's fallback of 80 columns would cut table cells
+short (`producti…`, `http://127.0.0.1:5…`): there the consoles use COLUMNS when it is set,
+else PIPE_WIDTH, wide enough for every table the CLI prints.
+"""
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+from rich.console import Console, ConsoleDimensions
+
+PIPE_WIDTH = 200
+
+
+class _Console(Console):
+    """A Console that never narrows output that is not going to a terminal to 80 columns."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        """The terminal's size; PIPE_WIDTH wide when not a terminal and no width was given."""
+        size = super().size
+        # `_width` holds COLUMNS (read by Console at start-up) or a width set by the caller.
+        if self._width is None and not self.is_terminal:
+            return ConsoleDimensions(PIPE_WIDTH, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+console = _Console(highlight=False)
+err_console = _Console(stderr=True, highlight=False)

@@ -113,7 +113,7 @@ def plan(
 @infra_app.command()
 def check(
     stack: str | None = typer.Option(
-        None, "--stack", "-s", help="Stack to check (default: every stack)."
+        None, "--stack", "-s", help="Stack to check. [default: every stack]"
     ),
     output_dir: Path | None = typer.Option(
         None, "--output-dir", help="Keep the ARM templates checkov scanned in this directory."
@@ -191,11 +191,20 @@ def size(
     ),
     stack: str = typer.Option("prod", "--stack", "-s", help="Stack whose AKS pool to size."),
     instance_type: str | None = typer.Option(
-        None, "--instance-type", help="InstanceType of the deployment (default: the stack's)."
+        None,
+        "--instance-type",
+        help="InstanceType of the deployment. "
+        "[default: the stack's mlops:inference.defaultInstanceType]",
     ),
-    node_vcpus: int | None = typer.Option(None, "--node-vcpus", help="vCPUs of a node VM."),
+    node_vcpus: int | None = typer.Option(
+        None,
+        "--node-vcpus",
+        help="vCPUs of a node VM. [default: from the user pool's VM size]",
+    ),
     node_memory_gib: int | None = typer.Option(
-        None, "--node-memory-gib", help="Memory of a node VM (GiB)."
+        None,
+        "--node-memory-gib",
+        help="Memory of a node VM (GiB). [default: from the user pool's VM size]",
     ),
 ) -> None:
     """Replicas and nodes for a load, using Azure ML's formula, mapped onto the stack settings."""

@@ -1,4 +1,12 @@
-"""Command-line options shared by several commands (one definition each)."""
+"""Command-line options shared by several commands (one definition each).
+
+Every option shows its default in `--help`: Typer adds `[default: …]` for a value in the
+signature; where the default is decided at run time (the parameter is None), the help string
+ends with its own `[default: …]`. Help strings are plain text, never Rich markup (the `mlops`
+group escapes them). The training and gate defaults are repeated here as text so that `--help`
+need not import scikit-learn; tests/pipelines/test_cli_output.py checks them against
+TrainingConfig and GateConfig.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,7 @@ from typing import Annotated
 import typer
 
 from pipelines.gate_summary import json_sibling
+from pipelines.settings import DEFAULT_MODEL_NAME
 
 
 class TargetName(StrEnum):
@@ -31,35 +40,51 @@ DataPath = Annotated[
     Path | None,
     typer.Option(
         "--data",
-        help="CSV or Parquet file with the diabetes schema; default: scikit-learn's bundled data.",
+        help="CSV or Parquet file with the diabetes schema. [default: scikit-learn's bundled data]",
         dir_okay=False,
     ),
 ]
 RunId = Annotated[
-    str | None, typer.Option("--run-id", help="MLflow run id; default: the latest training run.")
+    str | None,
+    typer.Option("--run-id", help="MLflow run id. [default: the latest training run]"),
 ]
 ModelName = Annotated[
     str | None,
     typer.Option(
         "--model-name",
         envvar="MLOPS_MODEL_NAME",
-        help="Registered model name [default: diabetes-ridge]",
+        help=f"Registered model name. [default: {DEFAULT_MODEL_NAME}]",
     ),
 ]
-Alpha = Annotated[float | None, typer.Option("--alpha", help="Ridge regularisation strength.")]
-Seed = Annotated[int | None, typer.Option("--seed", help="Seed of the train/holdout split.")]
+# Defaults of training.model.TrainingConfig and pipelines.gate.GateConfig, shown in --help.
+DEFAULT_ALPHA, DEFAULT_SEED, DEFAULT_TEST_SIZE = "0.5", "42", "0.2"
+DEFAULT_METRIC, DEFAULT_MIN_IMPROVEMENT = "rmse", "0"
+
+Alpha = Annotated[
+    float | None,
+    typer.Option("--alpha", help=f"Ridge regularisation strength. [default: {DEFAULT_ALPHA}]"),
+]
+Seed = Annotated[
+    int | None,
+    typer.Option("--seed", help=f"Seed of the train/holdout split. [default: {DEFAULT_SEED}]"),
+]
 TestSize = Annotated[
-    float | None, typer.Option("--test-size", help="Share of rows held out for evaluation.")
+    float | None,
+    typer.Option(
+        "--test-size",
+        help=f"Share of rows held out for evaluation. [default: {DEFAULT_TEST_SIZE}]",
+    ),
 ]
 Metric = Annotated[
-    str | None, typer.Option("--metric", help="Gate metric: rmse, mae or r2 [default: rmse].")
+    str | None,
+    typer.Option("--metric", help=f"Gate metric: rmse, mae or r2. [default: {DEFAULT_METRIC}]"),
 ]
 MinImprovement = Annotated[
     float | None,
     typer.Option(
         "--min-improvement",
-        help="How much better the candidate must be, in metric units; negative = tolerance "
-        "[default: 0, a tie passes].",
+        help="How much better the candidate must be, in metric units; negative = tolerance. "
+        f"[default: {DEFAULT_MIN_IMPROVEMENT}, a tie passes]",
     ),
 ]
 FailOnReject = Annotated[

@@ -230,8 +230,11 @@ class ModelRegistry:
         try:
             verify_bundle(bundle, version.digest)
         except IntegrityError as error:
+            # The folder may be temporary (gone by the time the message is read): name the file.
+            detail = str(error).replace(f"model bundle {bundle}", "the bundle")
+            detail = detail.replace(str(bundle), "the bundle")
             raise MlopsError(
-                f"{version.ref} failed its integrity check ({error}); do not deploy it, "
+                f"{version.ref} failed its integrity check ({detail}); do not deploy it, "
                 "register a fresh version with mlops run"
             ) from error
         return bundle

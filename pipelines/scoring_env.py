@@ -24,6 +24,8 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from rich.markup import escape
+
 from pipelines.console import err_console
 from pipelines.errors import MlopsError
 
@@ -38,6 +40,8 @@ STAMP_FILE = ".mlops-requirements.sha256"
 LOOPBACK = "127.0.0.1"
 # Below any endpoint request timeout; the server's own default is one hour.
 DEFAULT_SCORING_TIMEOUT_MS = "10000"
+# Lines of uv's output shown when it fails.
+OUTPUT_TAIL_LINES = 15
 # Inherited variables that would silently change the server's behaviour: the arguments of
 # start_inference_server() are the whole configuration.
 _SCRUBBED_PREFIXES = ("SCORING_", "AZUREML_", "AML_", "MODEL_SHA256", "WORKER_", "GUNICORN_")
@@ -97,12 +101,30 @@ def _lock(root: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _display_path(path: Path) -> str:
+    from pipelines.release_commands import display_path
+
+    return display_path(path)
+
+
 def _run(command: list[str], what: str) -> None:
-    result = subprocess.run(command, check=False)
+    """Run uv quietly: its output (a line per installed package) is shown only if it fails."""
+    result = subprocess.run(
+        command,
+        check=False,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    )
     if result.returncode != 0:
+        tail = "\n".join(result.stdout.strip().splitlines()[-OUTPUT_TAIL_LINES:])
+        if tail:
+            err_console.print(escape(tail), style="dim", soft_wrap=True)
         raise MlopsError(
-            f"{what} failed (exit code {result.returncode}); read the output above, fix the "
-            "cause, then run the command again"
+            f"{what} failed (exit code {result.returncode}); "
+            + ("uv's last lines are above; " if tail else "")
+            + "fix the cause, then run the command again"
         )
 
 
@@ -145,7 +167,9 @@ def ensure_scoring_env(root: Path = REPO_ROOT, *, force: bool = False) -> Path:
                 "uv is not installed, and the scoring environment needs it; run `make "
                 "bootstrap` (it installs uv) or `pip install uv`, then run the command again"
             )
-        err_console.print(f"[bold]Creating the scoring environment[/] in {venv} …")
+        err_console.print(
+            f"[bold]Creating the scoring environment[/] in {escape(_display_path(venv))} …"
+        )
         (venv / STAMP_FILE).unlink(missing_ok=True)
         _run([uv, "venv", "--clear", "--python", PYTHON_VERSION, str(venv)], "creating the venv")
         err_console.print(f"Installing {requirements.relative_to(root)} …")
@@ -205,7 +229,9 @@ def start_inference_server(
     wait_healthy() next.
     """
     if not bundle_dir.is_dir():
-        raise MlopsError(f"model folder {bundle_dir} does not exist; register or pull it first")
+        raise MlopsError(
+            f"model folder {_display_path(bundle_dir)} does not exist; register or pull it first"
+        )
     if not _port_is_free(port):
         raise MlopsError(f"port {port} on {LOOPBACK} is in use; stop what holds it or pick another")
     venv = venv or ensure_scoring_env()
@@ -301,10 +327,11 @@ def wait_healthy(
         if process is not None and process.poll() is not None:
             reason = _failure_reason(log_file) if log_file else "no log file"
             if log_file:
-                err_console.print(f"[dim]{log_tail(log_file)}[/]", markup=True, highlight=False)
+                err_console.print(escape(log_tail(log_file)), style="dim", highlight=False)
             raise MlopsError(
                 f"the inference server exited with code {process.returncode} before it became "
-                f"healthy: {reason}" + (f" (full log: {log_file})" if log_file else "")
+                f"healthy: {reason}"
+                + (f" (full log: {_display_path(log_file)})" if log_file else "")
             )
         try:
             with _NO_PROXY.open(probe, timeout=2) as response:
@@ -315,7 +342,7 @@ def wait_healthy(
         if time.monotonic() - started > timeout_s:
             raise MlopsError(
                 f"the inference server at {url} is not healthy after {timeout_s:.0f} s"
-                + (f"; read {log_file}" if log_file else "")
+                + (f"; read {_display_path(log_file)}" if log_file else "")
             )
         time.sleep(0.05)
 

@@ -10,7 +10,9 @@ import pandas as pd
 from training.data import bundled_diabetes
 
 
-def test_run_gates_against_production_and_rejects_a_worse_model(mlops) -> None:
+def test_run_gates_against_production_and_rejects_a_worse_model(mlops, monkeypatch) -> None:
+    monkeypatch.delenv("BUILD_SOURCEVERSION", raising=False)
+    monkeypatch.setenv("GIT_COMMIT", "a" * 40)  # the code every run records, pinned
     code, out = mlops("run", "--no-release")
     assert code == 0, out
     assert "gate passed" in out
@@ -26,9 +28,20 @@ def test_run_gates_against_production_and_rejects_a_worse_model(mlops) -> None:
     registry = ModelRegistry(settings.tracking_uri, settings.model_name)
     registry.set_production(registry.get("diabetes-ridge:1"))
 
-    code, out = mlops("run", "--no-release")  # same data and seed: a tie, which passes at 0
+    # Same data, parameters and code: production's model again, not registered twice.
+    code, out = mlops("run", "--no-release")
     assert code == 0, out
-    assert "production model v1" in out
+    assert (
+        "gate rejected the candidate: identical to production model diabetes-ridge:1: same data, "
+        "parameters and code; nothing to register"
+    ) in out
+    assert "Nothing was registered; production is unchanged." in out
+    assert mlops("run", "--no-release", "--fail-on-reject")[0] == 3
+
+    monkeypatch.setenv("GIT_COMMIT", "b" * 40)  # other code, the same fit: a tie, passing at 0
+    code, out = mlops("run", "--no-release")
+    assert code == 0, out
+    assert "ties production model v1" in out
     assert "diabetes-ridge:2" in out
 
     code, out = mlops("run", "--alpha", "1000")  # rejected before any release is attempted
@@ -141,6 +154,8 @@ def test_gate_summary_file_for_ci(mlops, tmp_path: Path) -> None:
 def test_the_summary_file_cannot_be_its_own_json_sibling(mlops, tmp_path: Path) -> None:
     code, out = mlops("run", "--no-release", "--summary-file", str(tmp_path / "gate.json"))
     assert code == 2
-    message = " ".join(out.replace("│", " ").split())  # unwrap the error box
-    assert "Invalid value for '--summary-file': gate.json would be overwritten" in message
+    assert out.startswith(
+        "error: invalid value for '--summary-file': gate.json would be overwritten"
+    )
+    assert "╭" not in out and "Usage:" not in out  # one line, not Click's boxed panel
     assert not (tmp_path / "gate.json").exists()
