@@ -5,12 +5,17 @@ beat the naive mean predictor. `min_improvement` is in the metric's own units an
 "better by at least this much": 0 lets a tie pass, a positive value demands real progress, a
 negative value tolerates a slightly worse candidate. Against the baseline the candidate must
 also be strictly better, whatever the tolerance.
+
+A candidate trained on the same data, with the same parameters, from the same code as the
+production model is that model again: it is rejected whatever its score (`same_model`,
+`reject_identical`), so a re-run never registers a duplicate.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 from training.metrics import METRIC_DIRECTIONS
@@ -113,3 +118,64 @@ def decide(
         min_improvement=config.min_improvement,
         reason=reason,
     )
+
+
+UNKNOWN_COMMIT = "unknown"
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """What makes a trained model what it is: its data, its training parameters, its code."""
+
+    data_sha256: str | None
+    params: Mapping[str, str] | None
+    commit: str | None
+
+
+def code_is_known(commit: str | None) -> bool:
+    """Whether a commit tag pins the code: not missing, not 'unknown', not a bare '-dirty'.
+
+    A dirty tree is pinned only with the hash of its changes (`<sha>-dirty.<hash>`).
+    """
+    return bool(commit) and commit != UNKNOWN_COMMIT and not str(commit).endswith("-dirty")
+
+
+def same_model(candidate: Lineage, production: Lineage) -> bool:
+    """True when both lineages are fully known and equal: then the candidate is that model again.
+
+    Anything unknown (a missing tag, parameters that cannot be read, code outside git) is
+    never identical: the gate decides on the score as usual.
+    """
+    for lineage in (candidate, production):
+        if not (lineage.data_sha256 and lineage.params and code_is_known(lineage.commit)):
+            return False
+    return (
+        candidate.data_sha256 == production.data_sha256
+        and dict(candidate.params or {}) == dict(production.params or {})
+        and candidate.commit == production.commit
+    )
+
+
+IDENTICAL = "identical to production model"
+
+
+def identical_reason(production_ref: str) -> str:
+    """Why an identical candidate is not registered."""
+    return f"{IDENTICAL} {production_ref}: same data, parameters and code; nothing to register"
+
+
+def reject_identical(decision: GateDecision, production_ref: str) -> GateDecision:
+    """The decision for a candidate identical to production: rejected, whatever its score.
+
+    The scores stay as measured; only the verdict and its reason change.
+    """
+    return replace(decision, passed=False, reason=identical_reason(production_ref))
+
+
+def is_identical(decision: GateDecision) -> bool:
+    """Whether the candidate was rejected as the production model again (`reject_identical`).
+
+    Told by the reason, which every record of the decision carries (run and version tags,
+    gate.json), so the decision's fields and the gate.json schema stay as they are.
+    """
+    return not decision.passed and decision.reason.startswith(f"{IDENTICAL} ")

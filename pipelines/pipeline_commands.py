@@ -45,15 +45,15 @@ DataAsset = Annotated[
     typer.Option(
         "--data",
         help="Training data as an Azure ML data reference, e.g. azureml:diabetes:1 or an "
-        "https/abfss URI of a CSV or Parquet file; default: scikit-learn's bundled data.",
+        "https/abfss URI of a CSV or Parquet file. [default: scikit-learn's bundled data]",
     ),
 ]
 StackFile = Annotated[
     Path | None,
     typer.Option(
         "--outputs",
-        help="A saved `pulumi stack output --json --show-secrets` file; default: the current "
-        "stack's (MLOPS_STACK_OUTPUTS), else placeholder names.",
+        help="A saved `pulumi stack output --json --show-secrets` file. [default: the current "
+        "stack's (MLOPS_STACK_OUTPUTS), else placeholder names]",
         dir_okay=False,
         exists=True,
     ),
@@ -80,12 +80,14 @@ def _settings(
     from pipelines.azure.pipeline_job import PipelineSettings
     from pipelines.cli import gate_config, training_config
     from pipelines.settings import load_settings
+    from pipelines.steps import git_commit
 
     return PipelineSettings(
         model_name=load_settings(model_name).model_name,
         data=data,
         training=training_config(alpha, seed, test_size),
         gate=gate_config(metric, min_improvement),
+        commit=git_commit(),
     )
 
 
@@ -334,15 +336,16 @@ def package_command(
         str | None,
         typer.Option(
             "--model",
-            help="Model reference: NAME:VERSION or NAME@production "
-            "[default: the newest registered version].",
+            help="Model reference: NAME:VERSION or NAME@production. "
+            "[default: the newest registered version]",
         ),
     ] = None,
     output: Annotated[
         Path | None,
         typer.Option(
             "--output",
-            help="Local target: where the build context goes [default: .mlops/package/<version>].",
+            help="Local target: where the build context goes. "
+            "[default: .mlops/package/NAME-VERSION]",
             file_okay=False,
         ),
     ] = None,
@@ -351,7 +354,7 @@ def package_command(
 ) -> None:
     """The scoring image: a build context locally, an ACR build tagged with the version on Azure."""
     from pipelines.azure.image import build_context
-    from pipelines.release_commands import resolve
+    from pipelines.release_commands import display_path, resolve
 
     if target is TargetName.azure:
         _package_azure(model, model_name)
@@ -366,7 +369,7 @@ def package_command(
     with console.status(f"Assembling the image build context for {version.ref}…"):
         build_context(registry, version, dest)
     console.print(f"[green]✓[/] build context for {version.ref} (sha256 {version.digest[:12]}…)")
-    console.print(str(dest))
+    console.print(display_path(dest))
 
 
 def _package_azure(model: str | None, model_name: str | None) -> None:

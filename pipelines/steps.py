@@ -8,10 +8,12 @@ MLflow endpoint: only the tracking URI differs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +22,17 @@ import numpy as np
 import pandas as pd
 
 from pipelines.errors import MlopsError
-from pipelines.gate import GateConfig, GateDecision, GateError, decide
+from pipelines.gate import (
+    UNKNOWN_COMMIT,
+    GateConfig,
+    GateDecision,
+    GateError,
+    Lineage,
+    decide,
+    identical_reason,
+    reject_identical,
+    same_model,
+)
 from pipelines.registry import (
     METRIC_TAG_PREFIX,
     MODEL_ARTIFACT_PATH,
@@ -46,6 +58,7 @@ if TYPE_CHECKING:
 
 HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
 TAG_STAGE = "mlops.stage"
+DATA_SOURCE_PARAM = "data_source"  # where the data came from; its fingerprint says what it was
 
 
 @dataclass(frozen=True)
@@ -74,7 +87,11 @@ class DataValidationError(MlopsError):
 
 
 def git_commit() -> str:
-    """The commit being built: Azure DevOps' variable if set, else git, else 'unknown'."""
+    """The commit being built: Azure DevOps' variable if set, else git, else 'unknown'.
+
+    Uncommitted changes to tracked files make it `<sha>-dirty.<hash of the changes>`: the same
+    edits give the same tag, so the gate can tell a re-run of the same code from new code.
+    """
     for variable in ("BUILD_SOURCEVERSION", "GIT_COMMIT"):
         if os.environ.get(variable):
             return os.environ[variable]
@@ -86,16 +103,17 @@ def git_commit() -> str:
             text=True,
             check=True,
         ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+        changes = subprocess.run(
+            ["git", "diff", "HEAD", "--binary", "--no-ext-diff", "--no-textconv", "--no-color"],
             cwd=PROJECT_ROOT,
             capture_output=True,
-            text=True,
             check=True,
-        ).stdout.strip()
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{commit}-dirty" if dirty else commit
+        return UNKNOWN_COMMIT
+    if not changes:
+        return commit
+    return f"{commit}-dirty.{hashlib.sha256(changes).hexdigest()[:12]}"
 
 
 def load_and_validate(data_path: Path | None) -> pd.DataFrame:
@@ -109,6 +127,17 @@ def load_and_validate(data_path: Path | None) -> pd.DataFrame:
     if findings:
         raise DataValidationError(source, findings)
     return frame
+
+
+def training_params(params: Mapping[str, str]) -> dict[str, str]:
+    """A run's training configuration as logged, without where its data came from."""
+    return {key: value for key, value in params.items() if key != DATA_SOURCE_PARAM}
+
+
+def run_lineage(run: Run) -> Lineage:
+    """A training run's data fingerprint, training parameters and commit."""
+    tags = run.data.tags
+    return Lineage(tags.get(TAG_DATA), training_params(run.data.params), tags.get(TAG_COMMIT))
 
 
 class Tracking:
@@ -165,6 +194,26 @@ class Tracking:
             raise MlopsError(f"run {run_id} is not a training run of this project")
         return run
 
+    def lineage(self, version: RegisteredVersion) -> Lineage:
+        """A registered version's lineage: its tags and the parameters of the run that trained it.
+
+        Parameters that cannot be read (the run is gone, or in another workspace) are unknown.
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            params = training_params(self.client.get_run(version.run_id).data.params)
+        except MlflowException:
+            params = None
+        return Lineage(version.tags.get(TAG_DATA), params, version.tags.get(TAG_COMMIT))
+
+    def identical_production(self, run: Run) -> RegisteredVersion | None:
+        """The production version this run would merely repeat (same data, parameters, code)."""
+        production = self.registry.production()
+        if production is None or not same_model(run_lineage(run), self.lineage(production)):
+            return None
+        return production
+
     def download_run_bundle(self, run: Run, dest: Path) -> Path:
         """The run's model bundle, verified against the digest recorded on the run."""
         local = Path(
@@ -209,7 +258,7 @@ def train(tracking: Tracking, config: TrainingConfig, data_path: Path | None) ->
         )
         holdout_file = Path(scratch) / Path(HOLDOUT_ARTIFACT).name
         holdout.to_parquet(holdout_file)
-        mlflow.log_params(config.params() | {"data_source": str(data_path or "bundled")})
+        mlflow.log_params(config.params() | {DATA_SOURCE_PARAM: str(data_path or "bundled")})
         mlflow.log_metrics(
             result.metrics
             | {f"baseline_{key}": value for key, value in result.baseline_metrics.items()}
@@ -236,8 +285,10 @@ def evaluate(
 ) -> tuple[str, GateDecision]:
     """The gate: score the run's model and the production model on the run's holdout.
 
-    With no production model, compare with the mean-predictor baseline logged by the run.
-    Records the decision on the run. Any failure to score is an error, never a pass.
+    With no production model, compare with the mean-predictor baseline logged by the run. A
+    candidate with the production model's data, parameters and commit is that model again:
+    rejected, whatever its score. Records the decision on the run. Any failure to score is an
+    error, never a pass.
     """
     run = tracking.get_run(run_id)
     run_id = run.info.run_id
@@ -264,6 +315,8 @@ def evaluate(
             raise MlopsError(
                 f"the gate could not decide: {error}; nothing was registered"
             ) from error
+    if production is not None and same_model(run_lineage(run), tracking.lineage(production)):
+        decision = reject_identical(decision, production.ref)
     tracking.client.log_metric(run_id, "gate_candidate_score", decision.candidate_score)
     tracking.client.log_metric(run_id, "gate_reference_score", decision.reference_score)
     for key, value in (decision.as_tags() | {TAG_STAGE: f"gate-{decision.label}"}).items():
@@ -288,6 +341,9 @@ def register(tracking: Tracking, run_id: str | None) -> RegisteredVersion:
     existing = [v for v in tracking.registry.versions() if v.run_id == run_id]
     if existing:
         raise MlopsError(f"run {run_id} is already registered as {existing[0].ref}")
+    identical = tracking.identical_production(run)  # production may have moved since the gate
+    if identical is not None:
+        raise MlopsError(f"run {run_id} is {identical_reason(identical.ref)}")
     # Verify before registering: never register bytes that differ from what was trained.
     with tempfile.TemporaryDirectory() as scratch:
         tracking.download_run_bundle(run, Path(scratch))

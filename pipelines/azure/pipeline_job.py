@@ -162,6 +162,9 @@ class PipelineSettings:
     data: str | None = None
     training: TrainingConfig = field(default_factory=TrainingConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    # The commit being built (steps.git_commit() at submission): the code snapshot on the
+    # cluster has no .git, and the gate needs the commit to tell a re-run from new code.
+    commit: str = ""
 
 
 def build_pipeline(
@@ -199,6 +202,8 @@ def build_pipeline(
             test_size=test_size,
             model_name=model_name,
         )
+        if settings.commit:
+            trained.environment_variables = {"GIT_COMMIT": settings.commit}
         decided = gate(
             run=trained.outputs.run,
             metric=metric,

@@ -68,6 +68,7 @@ def test_pipeline_wiring(components: TrainingComponents, dev: StackOutputs) -> N
         data="azureml:diabetes:3",
         training=TrainingConfig(alpha=0.3, seed=7),
         gate=GateConfig(metric="mae", min_improvement=0.5),
+        commit="0123abc",
     )
     job = build_pipeline(components, dev, settings)
     data = job._to_dict()
@@ -86,6 +87,8 @@ def test_pipeline_wiring(components: TrainingComponents, dev: StackOutputs) -> N
         "${{parent.jobs.decided.outputs.decision}}"
     )
     assert jobs["decided"]["inputs"]["registry_name"] == "mlops-registry-t3mpl"
+    # The cluster's code snapshot has no .git: the commit travels to the training step.
+    assert jobs["trained"]["environment_variables"] == {"GIT_COMMIT": "0123abc"}
     assert set(data["outputs"]) == {"run", "decision", "registered"}
     rest = job._to_rest_object()
     assert rest.properties.experiment_name == EXPERIMENT_NAME
