@@ -61,8 +61,9 @@ test: lint typecheck unit ## Lint, type check and the whole test suite
 mlflow-ui: $(OPS_STAMP) ## Open the MLflow UI on the local store (http://127.0.0.1:5000)
 	$(RUN) mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.mlops/mlflow.db --host 127.0.0.1 --port 5000
 
-reset: ## Forget all local state (runs, models, deployments)
-	rm -rf .mlops
+reset: ## Stop local servers and forget all local state (runs, models, deployments)
+	@if [ -x .venv/bin/mlops ]; then .venv/bin/mlops teardown || true; fi
+	rm -rf "$(or $(MLOPS_STATE_DIR),.mlops)"
 
 clean: reset ## Also remove the virtual environments
 	rm -rf .venv .venv-scoring .venv-policy .tools

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import tempfile
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines.console import console
@@ -33,6 +35,14 @@ ModelRef = Annotated[
         "--model",
         help="Model reference: NAME@ALIAS or NAME:VERSION, e.g. diabetes-ridge@production "
         "[default: the newest registered version].",
+    ),
+]
+BatchModelRef = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Model reference: NAME@ALIAS or NAME:VERSION, e.g. diabetes-ridge:3 "
+        "[default: NAME@production].",
     ),
 ]
 
@@ -72,19 +82,70 @@ def run_release(
     report_dir: Path | None = None,
     stage: str = "all",
 ) -> ReleaseLog:
-    """QA → smoke → production blue/green → smoke, with progress; writes the reports."""
-    from pipelines.release.runner import release
+    """QA → smoke → production blue/green → smoke, with progress.
 
-    what = {"all": "QA, then production blue/green", "qa": "QA only", "prod": "production only"}
-    console.print(f"[bold]Releasing {version.ref}[/] ({what.get(stage, stage)})")
-    reports = report_dir or settings.state_dir / "reports"
-    log = release(
-        target, target.registry, version, lambda line: console.print(f"  → {line}"), stage=stage
+    Everything that can be checked is checked before anything is printed or deployed. The
+    report (`release.json`) is written whatever the outcome, then a failure propagates as is.
+    """
+    from pipelines.release.runner import (
+        REPORT_FILE,
+        ReleaseLog,
+        check_releasable,
+        check_stage,
+        outcome,
+        release,
     )
-    log.write(reports)
+
+    check_stage(stage)
+    check_releasable(version)
+    reports = report_folder(report_dir or settings.state_dir / "reports")
+    what = {"all": "QA, then production blue/green", "qa": "QA only", "prod": "production only"}
+    console.print(f"[bold]Releasing {version.ref}[/] ({what[stage]})")
+    log = ReleaseLog(version=version.ref, stage=stage)
+    try:
+        release(
+            target,
+            target.registry,
+            version,
+            lambda line: console.print(f"  → {line}"),
+            stage=stage,
+            log=log,
+        )
+    except BaseException:
+        try:
+            log.write(reports)
+            console.print(
+                f"  release report ({outcome(log)}): {display_path(reports / REPORT_FILE)}"
+            )
+        except OSError as problem:  # never hide the release's own error behind this one
+            console.print(
+                f"  [red]the release report could not be written:[/] {escape(str(problem))}"
+            )
+        raise
+    try:
+        log.write(reports)
+    except OSError as error:
+        raise MlopsError(
+            f"{version.ref} was released, but its report could not be written to {reports} "
+            f"({error.strerror or error}); check the folder's permissions"
+        ) from error
     where = "QA passed its smoke test" if stage == "qa" else "is in production"
     console.print(f"[green]✓[/] {version.ref} {where}; smoke reports in {display_path(reports)}")
     return log
+
+
+def report_folder(folder: Path) -> Path:
+    """The report folder, created now: a release never starts without a place for its report."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise MlopsError(
+            f"cannot create the report folder {folder} ({error.strerror or error}); "
+            "pass another --report-dir"
+        ) from error
+    if not os.access(folder, os.W_OK):
+        raise MlopsError(f"the report folder {folder} is not writable; pass another --report-dir")
+    return folder
 
 
 def display_path(path: Path) -> str:
@@ -124,7 +185,7 @@ def endpoints_list(model_name: ModelName = None, target: Target = TargetName.loc
         return
     table = Table(title="Local endpoints")
     for column in ("endpoint", "deployment", "model", "traffic", "url", "pid", "state"):
-        table.add_column(column, no_wrap=True)
+        table.add_column(column, overflow="fold")  # a narrow terminal wraps, never cuts, a URL
     for record in records:
         for name, deployed in record.deployments.items():
             alive = process_alive(deployed.pid)
@@ -138,6 +199,32 @@ def endpoints_list(model_name: ModelName = None, target: Target = TargetName.loc
                 "[green]running[/]" if alive else "[red]stopped[/]",
             )
     console.print(table)
+
+
+def request_payload(data: str | None, file: Path | None) -> object:
+    """The request body from --data (rows) or --file (a whole body), read and parsed."""
+    if (data is None) == (file is None):
+        raise MlopsError("pass exactly one of --data '[[...10 numbers...]]' or --file request.json")
+    if data is not None:
+        try:
+            return {"data": json.loads(data)}
+        except ValueError as error:
+            raise MlopsError(
+                f"--data is not valid JSON ({error}); pass rows like '[[0.03, 0.05, ...]]'"
+            ) from error
+    assert file is not None  # exactly one of the two, checked above
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise MlopsError(f"cannot read {file}: {reason}") from error
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise MlopsError(
+            f'{file} is not valid JSON ({error}); it must hold a request body like {{"data": '
+            "[[...]]}"
+        ) from error
 
 
 @endpoints_app.command("invoke")
@@ -158,20 +245,16 @@ def endpoints_invoke(
     """Score rows on an endpoint (the key is sent for you and never printed)."""
     import httpx
 
-    _, local = serving_target(target, model_name)
-    client = local.client(endpoint, deployment)
-    if (data is None) == (file is None):
-        raise MlopsError("pass exactly one of --data '[[...10 numbers...]]' or --file request.json")
-    try:
-        if data is not None:
-            payload = {"data": json.loads(data)}
-        else:
-            assert file is not None  # exactly one of the two, checked above
-            payload = json.loads(file.read_text())
-    except (ValueError, OSError) as error:
-        raise MlopsError(
-            f"the request is not readable JSON ({error}); check --data or --file"
-        ) from error
+    from pipelines.release.plan import check_endpoint
+    from pipelines.targets.local import LocalTarget
+
+    check_endpoint(endpoint)
+    payload = request_payload(data, file)
+    _, serving = serving_target(target, model_name)
+    if isinstance(serving, LocalTarget):  # a stopped server is named, not a refused connection
+        client = serving.running_client(endpoint, deployment)
+    else:
+        client = serving.client(endpoint, deployment)
     try:
         response = client.score(payload)
     except httpx.HTTPError as error:
@@ -197,7 +280,8 @@ def release_command(
         Path | None,
         typer.Option(
             "--report-dir",
-            help="Where release.json (steps, smoke-test reports) goes [default: .mlops/reports].",
+            help="Where release.json (outcome, steps, smoke-test reports) goes, also when the "
+            "release fails [default: .mlops/reports].",
             file_okay=False,
         ),
     ] = None,
@@ -213,8 +297,11 @@ def release_command(
     target: Target = TargetName.local,
 ) -> None:
     """Deploy to QA, smoke test, then production blue/green with rollback; the alias moves last."""
-    settings, local = serving_target(target, model_name)
-    run_release(settings, local, resolve(local.registry, model), report_dir, stage)
+    from pipelines.release.runner import check_stage
+
+    check_stage(stage)  # before the target is even looked up
+    settings, serving = serving_target(target, model_name)
+    run_release(settings, serving, resolve(serving.registry, model), report_dir, stage)
 
 
 def teardown_command(model_name: ModelName = None, target: Target = TargetName.local) -> None:
@@ -295,7 +382,9 @@ def follow(log_file: Path, process: subprocess.Popen[bytes]) -> None:
             else:
                 time.sleep(0.2)
         console.out(stream.read(), highlight=False)
-    raise MlopsError(f"the inference server exited with code {process.returncode}; see {log_file}")
+    raise MlopsError(
+        f"the inference server exited with code {process.returncode}; see {display_path(log_file)}"
+    )
 
 
 def batch_score_command(
@@ -306,7 +395,7 @@ def batch_score_command(
         ),
     ],
     output: Annotated[Path, typer.Option("--output", help="File the predictions are written to.")],
-    model: ModelRef = None,
+    model: BatchModelRef = None,
     model_name: ModelName = None,
     target: Target = TargetName.local,
 ) -> None:
@@ -323,5 +412,5 @@ def batch_score_command(
     with tempfile.TemporaryDirectory() as scratch:
         bundle = local.registry.download(version, Path(scratch) / "model")
         with console.status(f"Scoring files in {input_dir} with {version.ref}…"):
-            rows = score_folder(bundle, input_dir, output, version.digest)
+            rows = score_folder(bundle, input_dir, output, version.digest, model_ref=version.ref)
     console.print(f"[green]✓[/] {rows} rows scored with {version.ref} → {output}")

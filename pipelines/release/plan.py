@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import pairwise
 
+from pipelines.errors import MlopsError
+
 SLOTS = ("blue", "green")
 QA_ENDPOINT = "qa"
 PROD_ENDPOINT = "prod"
 QA_DEPLOYMENT = "qa"
+ENDPOINTS = (QA_ENDPOINT, PROD_ENDPOINT)
 
 
 class Action(StrEnum):
@@ -66,6 +69,14 @@ class Plan:
     commit_index: int
     new_deployment: str
     old_deployment: str | None
+
+
+def check_endpoint(name: str) -> str:
+    """The endpoint, if a release creates it (qa or prod); otherwise a one-sentence error."""
+    if name not in ENDPOINTS:
+        known = " and ".join(ENDPOINTS)
+        raise MlopsError(f"there is no endpoint '{name}'; the endpoints are {known}")
+    return name
 
 
 class PlanError(ValueError):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 from pipelines.errors import MlopsError
 from pipelines.registry import ModelRegistry, RegisteredVersion
@@ -29,29 +31,64 @@ class ReleaseError(MlopsError):
     """A release step failed; what was rolled back is in the message."""
 
 
+REPORT_FILE = "release.json"
+
+
 @dataclass
 class ReleaseLog:
-    """What happened, for the summary and the pipeline artifacts."""
+    """What happened, for the summary and the pipeline artifacts; written whatever the outcome."""
 
     version: str
+    stage: str = "all"
     steps: list[str] = field(default_factory=list)
     smoke_reports: list[SmokeReport] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    failed_step: str | None = None  # the step that failed, as its progress line describes it
+    rolled_back: list[str] = field(default_factory=list)  # rollback steps that ran
+    rollback_problems: list[str] = field(default_factory=list)  # rollback steps that failed
+    error: str | None = None  # the error sentence, when the release failed
 
-    def write(self, folder: Path) -> None:
-        """Write the smoke-test reports and the release log as JSON files."""
+    def fail(self, error: BaseException) -> None:
+        """Record why the release stopped (the first error wins: it is the cause)."""
+        if self.error is None:
+            self.error = str(error) or error.__class__.__name__
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        return {
+            "version": self.version,
+            "stage": self.stage,
+            "outcome": outcome(self),
+            "failed_step": self.failed_step,
+            "error": self.error,
+            "steps": self.steps,
+            "warnings": self.warnings,
+            "smoke_tests": [report.to_dict() for report in self.smoke_reports],
+        }
+
+    def write(self, folder: Path) -> Path:
+        """Write `release.json` into `folder`, atomically: a reader never sees half a report."""
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "release.json").write_text(
-            json.dumps(
-                {
-                    "version": self.version,
-                    "steps": self.steps,
-                    "warnings": self.warnings,
-                    "smoke_tests": [report.to_dict() for report in self.smoke_reports],
-                },
-                indent=2,
-            )
-        )
+        path = folder / REPORT_FILE
+        temporary = folder / f".{REPORT_FILE}.{os.getpid()}.tmp"
+        try:
+            temporary.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+        return path
+
+
+Outcome = Literal["succeeded", "failed", "rolled back", "rollback incomplete"]
+
+
+def outcome(log: ReleaseLog) -> Outcome:
+    """succeeded; failed with nothing to undo; rolled back; or rolled back only in part."""
+    if log.error is None:
+        return "succeeded"
+    if log.rollback_problems:
+        return "rollback incomplete"
+    return "rolled back" if log.rolled_back else "failed"
 
 
 class Runner:
@@ -63,12 +100,13 @@ class Runner:
         registry: ModelRegistry,
         version: RegisteredVersion,
         progress: Progress = lambda _: None,
+        log: ReleaseLog | None = None,
     ) -> None:
         self.target = target
         self.registry = registry
         self.version = version
         self.progress = progress
-        self.log = ReleaseLog(version=version.ref)
+        self.log = log if log is not None else ReleaseLog(version=version.ref)
 
     def _smoke(self, step: Step) -> None:
         deployment = step.deployment if step.action is Action.SMOKE_DEPLOYMENT else None
@@ -111,33 +149,57 @@ class Runner:
                     self.log.warnings.append(warning)
                     self.progress(f"warning: {warning}")
                     continue
+                self.log.failed_step = step.describe()
                 undone = self._rollback(rollback_plan(plan, index))
-                raise ReleaseError(
+                failure = ReleaseError(
                     f"release of {self.version.ref} failed at '{step.describe()}': {error}; "
                     f"{undone}"
-                ) from error
+                )
+                self.log.fail(failure)
+                raise failure from error
+            except BaseException:  # a bug or Ctrl-C: nothing is undone, but the report says where
+                self.log.failed_step = step.describe()
+                raise
             self.log.steps.append(step.describe())
 
     def _rollback(self, steps: Sequence[Step]) -> str:
         """Undo what the failed plan did; returns a sentence saying where things stand."""
-        problems = []
         for step in steps:
             self.progress(f"rollback: {step.describe()}")
             try:
                 self._run_step(step)
                 self.log.steps.append(f"rollback: {step.describe()}")
+                self.log.rolled_back.append(step.describe())
             except MlopsError as error:
-                problems.append(f"{step.describe()} failed ({error})")
+                self.log.rollback_problems.append(f"{step.describe()} failed ({error})")
         production = self.registry.production()
         where = (
             f"production alias still on {production.ref}" if production else "no production alias"
         )
-        if problems:
-            return f"rollback incomplete: {'; '.join(problems)}; {where}"
+        if self.log.rollback_problems:
+            return f"rollback incomplete: {'; '.join(self.log.rollback_problems)}; {where}"
+        if not steps:
+            return f"nothing to roll back; {where}"
         return f"rolled back; {where}"
 
 
 RELEASE_STAGES = ("all", "qa", "prod")
+
+
+def check_stage(stage: str) -> str:
+    """The stage, if it is one; checked before anything is printed or deployed."""
+    if stage not in RELEASE_STAGES:
+        raise MlopsError(f"unknown release stage '{stage}'; use one of {', '.join(RELEASE_STAGES)}")
+    return stage
+
+
+def check_releasable(version: RegisteredVersion) -> None:
+    """What a release needs from the version, checked before anything is deployed."""
+    if not version.digest:
+        raise MlopsError(
+            f"{version.ref} has no recorded sha256; it was not registered by this project"
+        )
+    _ = version.golden  # the smoke tests compare with it; unreadable is an error now, not later
 
 
 def release(
@@ -147,29 +209,42 @@ def release(
     progress: Progress = lambda _: None,
     traffic_stages: Sequence[int] | None = None,
     stage: str = "all",
+    log: ReleaseLog | None = None,
 ) -> ReleaseLog:
     """QA deploy and smoke test, then production blue/green; the alias moves last.
 
     `stage` runs one half alone ("qa" or "prod"), as a CI pipeline does with an approval
-    between the two.
+    between the two. Pass `log` to keep what happened when the release fails: the failed step,
+    the rollback and the error are recorded in it before the error propagates.
     """
-    if stage not in RELEASE_STAGES:
-        raise MlopsError(f"unknown release stage '{stage}'; use one of {', '.join(RELEASE_STAGES)}")
-    runner = Runner(target, registry, version, progress)
-    if stage in ("all", "qa"):
-        runner.execute(qa_plan())
-    if stage in ("all", "prod"):
-        # A target may stage the shift itself (Azure: 10 → 50 → 100); locally it is all at once.
-        stages: Sequence[int] = traffic_stages or getattr(target, "traffic_stages", None) or (100,)
-        runner.execute(production_plan(target.traffic(PROD_ENDPOINT), stages))
-    return runner.log
+    check_stage(stage)
+    check_releasable(version)
+    log = log if log is not None else ReleaseLog(version=version.ref, stage=stage)
+    runner = Runner(target, registry, version, progress, log)
+    try:
+        if stage in ("all", "qa"):
+            runner.execute(qa_plan())
+        if stage in ("all", "prod"):
+            # A target may stage the shift itself (Azure: 10 → 50 → 100); locally all at once.
+            stages: Sequence[int] = (
+                traffic_stages or getattr(target, "traffic_stages", None) or (100,)
+            )
+            runner.execute(production_plan(target.traffic(PROD_ENDPOINT), stages))
+    except BaseException as error:  # recorded, then re-raised unchanged (Ctrl-C included)
+        log.fail(error)
+        raise
+    return log
 
 
 __all__ = [
     "PROD_ENDPOINT",
     "QA_ENDPOINT",
     "RELEASE_STAGES",
+    "REPORT_FILE",
     "ReleaseError",
     "ReleaseLog",
+    "check_releasable",
+    "check_stage",
+    "outcome",
     "release",
 ]

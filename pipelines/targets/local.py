@@ -18,7 +18,7 @@ from typing import Any
 
 from pipelines.errors import MlopsError
 from pipelines.registry import ModelRegistry, RegisteredVersion
-from pipelines.release.plan import live_slot, validate_traffic
+from pipelines.release.plan import PROD_ENDPOINT, check_endpoint, live_slot, validate_traffic
 from pipelines.release.smoke import ScoringClient
 from pipelines.settings import Settings
 
@@ -76,6 +76,19 @@ def process_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return status != "Z"
+
+
+def serving_advice(endpoint: str, production: str | None, model_name: str) -> str:
+    """How to get a stopped endpoint serving again, given what is in production."""
+    demo = "run `make demo KEEP_SERVING=1`"
+    if endpoint == PROD_ENDPOINT and production is not None:
+        return (
+            f"serve {production} again with `mlops release --stage prod --model "
+            f"{model_name}@production`, or {demo}"
+        )
+    if endpoint == PROD_ENDPOINT:
+        return f"no model is in production yet: release one with `mlops run`, or {demo}"
+    return f"deploy to it with `mlops release --stage qa`, or {demo}"
 
 
 class LocalTarget:
@@ -194,14 +207,43 @@ class LocalTarget:
 
     def client(self, endpoint: str, deployment: str | None = None) -> ScoringClient:
         """A deployment directly, or the endpoint (the deployment holding the traffic)."""
+        record, name = self._serving(endpoint, deployment)
+        return ScoringClient(base_url=record.deployments[name].url, key=record.key)
+
+    def running_client(self, endpoint: str, deployment: str | None = None) -> ScoringClient:
+        """`client()`, once the server behind it is known to be running (for calls by hand)."""
+        record, name = self._serving(endpoint, deployment)
+        deployed = record.deployments[name]
+        if not process_alive(deployed.pid):
+            raise self._not_serving(
+                endpoint,
+                f"the server of {endpoint}/{name} ({deployed.model}, pid {deployed.pid}) has "
+                f"stopped (its log: {deployed.log_file})",
+            )
+        return ScoringClient(base_url=deployed.url, key=record.key)
+
+    def _serving(self, endpoint: str, deployment: str | None) -> tuple[EndpointRecord, str]:
+        check_endpoint(endpoint)
         record = self.endpoint(endpoint)
+        if deployment is not None and record.deployments and deployment not in record.deployments:
+            raise MlopsError(
+                f"endpoint {endpoint} has no deployment {deployment}; its deployments are "
+                f"{', '.join(sorted(record.deployments))}"
+            )
         name = deployment or live_slot(record.traffic)
         if name is None or name not in record.deployments:
-            what = f"deployment {deployment}" if deployment else "deployment taking traffic"
-            raise MlopsError(
-                f"endpoint {endpoint} has no {what}; run `mlops release` to deploy a model"
+            raise self._not_serving(
+                endpoint,
+                "no server runs it (never released, or stopped as at the end of `make demo`)",
             )
-        return ScoringClient(base_url=record.deployments[name].url, key=record.key)
+        return record, name
+
+    def _not_serving(self, endpoint: str, why: str) -> MlopsError:
+        production = self.registry.production()
+        advice = serving_advice(
+            endpoint, production.ref if production else None, self.registry.model_name
+        )
+        return MlopsError(f"endpoint {endpoint} is not serving: {why}; {advice}")
 
     # -- operations ------------------------------------------------------------------------
     def teardown(self) -> list[str]:

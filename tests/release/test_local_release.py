@@ -15,8 +15,9 @@ from pipelines.errors import MlopsError
 from pipelines.gate import GateConfig
 from pipelines.registry import TAG_GOLDEN, RegisteredVersion
 from pipelines.release.plan import PROD_ENDPOINT, QA_ENDPOINT
-from pipelines.release.runner import ReleaseError, release
+from pipelines.release.runner import REPORT_FILE, ReleaseError, release
 from pipelines.release.smoke import smoke_test
+from pipelines.release_commands import run_release
 from pipelines.settings import load_settings
 from pipelines.steps import Tracking, evaluate, register, train
 from pipelines.targets.local import LocalTarget, process_alive
@@ -74,14 +75,52 @@ def test_first_release_put_v1_in_production(store: Store) -> None:
     assert oct(state_file.stat().st_mode & 0o777) == "0o600"  # it holds the endpoint key
 
 
-def test_qa_smoke_failure_leaves_production_untouched(store: Store) -> None:
-    wrong = json.loads(store.v2.tags[TAG_GOLDEN])
+def with_wrong_golden(version: RegisteredVersion) -> RegisteredVersion:
+    """The version, expecting predictions its model does not make: every smoke test fails."""
+    wrong = json.loads(version.tags[TAG_GOLDEN])
     wrong["predictions"] = [value + 1.0 for value in wrong["predictions"]]
-    bad = RegisteredVersion(
-        **{**store.v2.__dict__, "tags": {**store.v2.tags, TAG_GOLDEN: json.dumps(wrong)}}
+    return RegisteredVersion(
+        **{**version.__dict__, "tags": {**version.tags, TAG_GOLDEN: json.dumps(wrong)}}
     )
+
+
+def test_qa_smoke_failure_leaves_production_untouched(store: Store) -> None:
     with pytest.raises(ReleaseError, match="smoke test of qa failed its golden check"):
-        release(store.target(), store.registry, bad)
+        release(store.target(), store.registry, with_wrong_golden(store.v2))
+    assert_v1_serves_production(store)
+
+
+PREVIOUS_REPORT = {"version": "diabetes-ridge:1", "outcome": "succeeded", "steps": ["…"]}
+
+
+def release_with_report(
+    store: Store, target: LocalTarget, version: RegisteredVersion, folder: Path
+):
+    """`mlops release` as the CLI runs it, over a previous successful release's report."""
+    folder.mkdir()
+    (folder / REPORT_FILE).write_text(json.dumps(PREVIOUS_REPORT))
+    with pytest.raises(ReleaseError) as failure:
+        run_release(store.tracking.settings, target, version, folder)
+    assert failure.value.exit_code == 2  # the error propagates as it always did
+    assert sorted(p.name for p in folder.iterdir()) == [REPORT_FILE]  # no temporary left over
+    report = json.loads((folder / REPORT_FILE).read_text())
+    assert report != PREVIOUS_REPORT
+    assert report["version"] == version.ref
+    assert report["error"] == str(failure.value)
+    return report
+
+
+def test_a_failed_qa_release_writes_its_report(store: Store, tmp_path: Path) -> None:
+    report = release_with_report(
+        store, store.target(), with_wrong_golden(store.v2), tmp_path / "reports"
+    )
+    assert report["outcome"] == "failed"  # QA has nothing to roll back to
+    assert report["failed_step"] == "smoke test endpoint qa"
+    assert "smoke test of qa failed its golden check" in report["error"]
+    [qa] = report["smoke_tests"]
+    assert qa["target"] == "qa" and qa["passed"] is False
+    assert {c["name"]: c["passed"] for c in qa["checks"]}["golden"] is False
+    assert report["steps"] == ["deploy qa/qa", "traffic on qa: qa 100%"]
     assert_v1_serves_production(store)
 
 
@@ -103,6 +142,18 @@ def test_green_failing_its_health_check_keeps_blue(store: Store) -> None:
     assert_v1_serves_production(store)
 
 
+def test_a_failed_production_release_writes_its_report(store: Store, tmp_path: Path) -> None:
+    report = release_with_report(store, store.target(CorruptGreen), store.v2, tmp_path / "r")
+    assert report["outcome"] == "rolled back"
+    assert report["failed_step"] == "deploy prod/green"
+    assert report["stage"] == "all"
+    assert "production alias still on diabetes-ridge:1" in report["error"]
+    # QA passed before production failed: its smoke test is in the report.
+    assert [(t["target"], t["passed"]) for t in report["smoke_tests"]] == [("qa", True)]
+    assert report["steps"][-1] == "rollback: retire prod/green"
+    assert_v1_serves_production(store)
+
+
 class GreenDiesAfterSwitch(LocalTarget):
     """Green passes its direct smoke test, then dies once traffic reaches it."""
 
@@ -114,17 +165,35 @@ class GreenDiesAfterSwitch(LocalTarget):
             stop_process(self.endpoint(endpoint).deployments["green"].pid)
 
 
-def test_failure_after_the_switch_rolls_back_to_blue(store: Store) -> None:
-    with pytest.raises(ReleaseError, match="smoke test of prod failed") as failure:
-        release(store.target(GreenDiesAfterSwitch), store.registry, store.v2)
-    assert "rolled back" in str(failure.value)
+def test_failure_after_the_switch_rolls_back_to_blue(store: Store, tmp_path: Path) -> None:
+    report = release_with_report(
+        store, store.target(GreenDiesAfterSwitch), store.v2, tmp_path / "reports"
+    )
+    assert "smoke test of prod failed" in report["error"]
+    assert report["outcome"] == "rolled back"
+    assert report["failed_step"] == "smoke test endpoint prod"
+    # Every smoke test up to the failing one: QA, green directly, then the endpoint.
+    assert [(t["target"], t["passed"]) for t in report["smoke_tests"]] == [
+        ("qa", True),
+        ("prod/green", True),
+        ("prod", False),
+    ]
+    assert report["steps"][-2:] == [
+        "rollback: traffic on prod: blue 100%",
+        "rollback: retire prod/green",
+    ]
     assert_v1_serves_production(store)
 
 
-def test_successful_release_moves_alias_and_retires_blue_then_teardown(store: Store) -> None:
+def test_successful_release_moves_alias_and_retires_blue_then_teardown(
+    store: Store, tmp_path: Path
+) -> None:
     target = store.target()
     blue_pid = target.endpoint(PROD_ENDPOINT).deployments["blue"].pid
-    log = release(target, store.registry, store.v2)
+    log = run_release(store.tracking.settings, target, store.v2, tmp_path / "reports")
+    assert json.loads((tmp_path / "reports" / REPORT_FILE).read_text()) == log.to_dict()
+    assert log.to_dict()["outcome"] == "succeeded"
+    assert log.to_dict()["failed_step"] is None and log.to_dict()["error"] is None
     assert store.registry.production().version == "2"
     record = target.endpoint(PROD_ENDPOINT)
     assert record.traffic == {"green": 100}
@@ -139,7 +208,7 @@ def test_successful_release_moves_alias_and_retires_blue_then_teardown(store: St
     assert target.teardown()
     assert not any(process_alive(pid) for pid in pids)
     assert target.endpoints() == []
-    with pytest.raises(MlopsError, match="endpoint prod has no deployment taking traffic"):
+    with pytest.raises(MlopsError, match="endpoint prod is not serving: no server runs it"):
         target.client(PROD_ENDPOINT)
     # back to the module's starting point for any later test
     store.registry.set_production(store.v1)
