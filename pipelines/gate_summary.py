@@ -29,11 +29,12 @@ missing, not JSON, of another schema or incomplete.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pipelines.atomic import write_text_atomically
 
 if TYPE_CHECKING:
     from pipelines.gate import GateDecision
@@ -83,18 +84,8 @@ def write_gate_summary(path: Path, decision: GateDecision, registered: str | Non
     path.parent.mkdir(parents=True, exist_ok=True)
     # allow_nan=False: strict JSON every reader accepts (the gate never passes a NaN anyway).
     record = json.dumps(gate_record(decision, registered), indent=2, allow_nan=False)
-    _write_atomically(json_sibling(path), record + "\n")
-    _write_atomically(path, gate_markdown(decision, registered))
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename it over `path`."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_text_atomically(json_sibling(path), record + "\n")
+    write_text_atomically(path, gate_markdown(decision, registered))
 
 
 class GateFileError(Exception):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pipelines.atomic import write_text_atomically
 from pipelines.errors import MlopsError
 from pipelines.registry import ModelRegistry, RegisteredVersion
 from pipelines.release.plan import (
@@ -70,12 +70,7 @@ class ReleaseLog:
         """Write `release.json` into `folder`, atomically: a reader never sees half a report."""
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / REPORT_FILE
-        temporary = folder / f".{REPORT_FILE}.{os.getpid()}.tmp"
-        try:
-            temporary.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
+        write_text_atomically(path, json.dumps(self.to_dict(), indent=2) + "\n")
         return path
 
 

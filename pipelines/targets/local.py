@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines.atomic import write_text_atomically
 from pipelines.errors import MlopsError
 from pipelines.registry import ModelRegistry, RegisteredVersion
 from pipelines.release.plan import PROD_ENDPOINT, check_endpoint, live_slot, validate_traffic
@@ -113,15 +114,11 @@ class LocalTarget:
         return EndpointRecord(name=endpoint, key=secrets.token_urlsafe(32))
 
     def _save(self, record: EndpointRecord) -> None:
-        # Written to a temporary file then renamed: the record is never half-written. It holds
-        # the endpoint key, so only the owner may read it.
+        # Never half-written; it holds the endpoint key, so only the owner may read it.
         self.root.mkdir(parents=True, exist_ok=True)
-        path = self._path(record.name)
-        temporary = path.with_suffix(".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as stream:
-            json.dump(asdict(record), stream, indent=2)
-        temporary.replace(path)
+        write_text_atomically(
+            self._path(record.name), json.dumps(asdict(record), indent=2), mode=0o600
+        )
 
     def endpoints(self) -> list[EndpointRecord]:
         """Every endpoint with a state file."""

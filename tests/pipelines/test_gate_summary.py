@@ -116,7 +116,7 @@ def test_an_interrupted_rename_leaves_no_half_file(
     def interrupted(src: object, dst: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("pipelines.gate_summary.os.replace", interrupted)
+    monkeypatch.setattr("pipelines.atomic.os.replace", interrupted)
     with pytest.raises(OSError, match="disk full"):
         write_gate_summary(summary, REJECTED, None)
     assert json_sibling(summary).read_text() == before
