@@ -207,12 +207,9 @@ class Tracking:
             params = None
         return Lineage(version.tags.get(TAG_DATA), params, version.tags.get(TAG_COMMIT))
 
-    def identical_production(self, run: Run) -> RegisteredVersion | None:
-        """The production version this run would merely repeat (same data, parameters, code)."""
-        production = self.registry.production()
-        if production is None or not same_model(run_lineage(run), self.lineage(production)):
-            return None
-        return production
+    def repeats(self, run: Run, production: RegisteredVersion) -> bool:
+        """Whether the run would merely repeat the production version (data, parameters, code)."""
+        return same_model(run_lineage(run), self.lineage(production))
 
     def download_run_bundle(self, run: Run, dest: Path) -> Path:
         """The run's model bundle, verified against the digest recorded on the run."""
@@ -315,7 +312,7 @@ def evaluate(
             raise MlopsError(
                 f"the gate could not decide: {error}; nothing was registered"
             ) from error
-    if production is not None and same_model(run_lineage(run), tracking.lineage(production)):
+    if production is not None and tracking.repeats(run, production):
         decision = reject_identical(decision, production.ref)
     tracking.client.log_metric(run_id, "gate_candidate_score", decision.candidate_score)
     tracking.client.log_metric(run_id, "gate_reference_score", decision.reference_score)
@@ -341,9 +338,9 @@ def register(tracking: Tracking, run_id: str | None) -> RegisteredVersion:
     existing = [v for v in tracking.registry.versions() if v.run_id == run_id]
     if existing:
         raise MlopsError(f"run {run_id} is already registered as {existing[0].ref}")
-    identical = tracking.identical_production(run)  # production may have moved since the gate
-    if identical is not None:
-        raise MlopsError(f"run {run_id} is {identical_reason(identical.ref)}")
+    production = tracking.registry.production()  # it may have moved since the gate
+    if production is not None and tracking.repeats(run, production):
+        raise MlopsError(f"run {run_id} is {identical_reason(production.ref)}")
     # Verify before registering: never register bytes that differ from what was trained.
     with tempfile.TemporaryDirectory() as scratch:
         tracking.download_run_bundle(run, Path(scratch))

@@ -22,20 +22,26 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return state
 
 
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """The real CLI entry point in-process: (exit code, stdout, stderr)."""
+    capsys.readouterr()
+    with patch.object(sys, "argv", ["mlops", *args]):
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 @pytest.fixture
 def mlops(state_dir: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str]]:
     """Run the real CLI entry point in-process; returns (exit code, stdout + stderr)."""
 
     def invoke(*args: str) -> tuple[int, str]:
         console.width = err_console.width = 300  # no wrapping inside asserted sentences
-        capsys.readouterr()
-        with patch.object(sys, "argv", ["mlops", *args]):
-            try:
-                main()
-                code = 0
-            except SystemExit as exit_:
-                code = int(exit_.code or 0)
-        captured = capsys.readouterr()
-        return code, captured.out + captured.err
+        code, out, err = run_cli(capsys, *args)
+        return code, out + err
 
     return invoke

@@ -11,15 +11,15 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from unittest.mock import patch
 
 import pytest
 import typer.main
 from typer.testing import CliRunner
 
 from pipelines import options
-from pipelines.cli import app, main
+from pipelines.cli import app
 from pipelines.console import PIPE_WIDTH, _Console
+from tests.conftest import run_cli
 
 Mlops = Callable[..., tuple[int, str]]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -197,15 +197,7 @@ def cli(state_dir: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., tu
     """The real entry point in-process: (exit code, stdout, stderr)."""
 
     def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        with patch.object(sys, "argv", ["mlops", *args]):
-            try:
-                main()
-                code = 0
-            except SystemExit as exit_:
-                code = int(exit_.code or 0)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
+        return run_cli(capsys, *args)
 
     return invoke
 
