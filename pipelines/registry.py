@@ -58,6 +58,14 @@ class RegisteredVersion:
     aliases: tuple[str, ...]
     tags: dict[str, str] = field(default_factory=dict)
 
+    def require_digest(self) -> str:
+        """The registered sha256; a version without one was not registered by this project."""
+        if not self.digest:
+            raise MlopsError(
+                f"{self.ref} has no recorded sha256; it was not registered by this project"
+            )
+        return self.digest
+
     @property
     def metrics(self) -> dict[str, float]:
         """Holdout metrics recorded at registration."""
@@ -211,10 +219,7 @@ class ModelRegistry:
         """
         import mlflow.artifacts
 
-        if not version.digest:
-            raise MlopsError(
-                f"{version.ref} has no recorded sha256; it was not registered by this project"
-            )
+        version.require_digest()
         if dest.exists():
             shutil.rmtree(dest)
         bundle = dest / version.name / version.version

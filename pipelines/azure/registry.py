@@ -151,10 +151,7 @@ class AzureModelRegistry(ModelRegistry):
 
     def download(self, version: RegisteredVersion, dest: Path) -> Path:
         """Download from the shared registry into `dest` and verify the registered digest."""
-        if not version.digest:
-            raise MlopsError(
-                f"{version.ref} has no recorded sha256; it was not registered by this project"
-            )
+        version.require_digest()
         with tempfile.TemporaryDirectory() as scratch:
             self.shared.models.download(
                 name=version.name, version=version.version, download_path=scratch

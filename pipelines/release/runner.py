@@ -190,10 +190,7 @@ def check_stage(stage: str) -> str:
 
 def check_releasable(version: RegisteredVersion) -> None:
     """What a release needs from the version, checked before anything is deployed."""
-    if not version.digest:
-        raise MlopsError(
-            f"{version.ref} has no recorded sha256; it was not registered by this project"
-        )
+    version.require_digest()
     _ = version.golden  # the smoke tests compare with it; unreadable is an error now, not later
 
 
