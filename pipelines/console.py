@@ -6,6 +6,8 @@ short (`producti…`, `http://127.0.0.1:5…`): there the consoles use COLUMNS w
 else PIPE_WIDTH, wide enough for every table the CLI prints.
 """
 
+from pathlib import Path
+
 from rich.console import Console, ConsoleDimensions
 
 PIPE_WIDTH = 200
@@ -30,3 +32,11 @@ class _Console(Console):
 
 console = _Console(highlight=False)
 err_console = _Console(stderr=True, highlight=False)
+
+
+def display_path(path: Path) -> str:
+    """A path relative to the working directory when it is below it (shorter, machine-neutral)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -354,7 +354,8 @@ def package_command(
 ) -> None:
     """The scoring image: a build context locally, an ACR build tagged with the version on Azure."""
     from pipelines.azure.image import build_context
-    from pipelines.release_commands import display_path, resolve
+    from pipelines.console import display_path
+    from pipelines.release_commands import resolve
 
     if target is TargetName.azure:
         _package_azure(model, model_name)

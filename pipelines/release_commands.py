@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pipelines.console import console
+from pipelines.console import console, display_path
 from pipelines.errors import MlopsError
 from pipelines.options import ModelName, Target, TargetName
 
@@ -146,14 +146,6 @@ def report_folder(folder: Path) -> Path:
     if not os.access(folder, os.W_OK):
         raise MlopsError(f"the report folder {folder} is not writable; pass another --report-dir")
     return folder
-
-
-def display_path(path: Path) -> str:
-    """A path relative to the working directory when it is below it (shorter, machine-neutral)."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def describe_endpoints(target: ServingTarget) -> dict[str, str]:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from pipelines.console import err_console
+from pipelines.console import display_path, err_console
 from pipelines.errors import MlopsError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -101,12 +101,6 @@ def _lock(root: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _display_path(path: Path) -> str:
-    from pipelines.release_commands import display_path
-
-    return display_path(path)
-
-
 def _run(command: list[str], what: str) -> None:
     """Run uv quietly: its output (a line per installed package) is shown only if it fails."""
     result = subprocess.run(
@@ -168,7 +162,7 @@ def ensure_scoring_env(root: Path = REPO_ROOT, *, force: bool = False) -> Path:
                 "bootstrap` (it installs uv) or `pip install uv`, then run the command again"
             )
         err_console.print(
-            f"[bold]Creating the scoring environment[/] in {escape(_display_path(venv))} …"
+            f"[bold]Creating the scoring environment[/] in {escape(display_path(venv))} …"
         )
         (venv / STAMP_FILE).unlink(missing_ok=True)
         _run([uv, "venv", "--clear", "--python", PYTHON_VERSION, str(venv)], "creating the venv")
@@ -230,7 +224,7 @@ def start_inference_server(
     """
     if not bundle_dir.is_dir():
         raise MlopsError(
-            f"model folder {_display_path(bundle_dir)} does not exist; register or pull it first"
+            f"model folder {display_path(bundle_dir)} does not exist; register or pull it first"
         )
     if not _port_is_free(port):
         raise MlopsError(f"port {port} on {LOOPBACK} is in use; stop what holds it or pick another")
@@ -331,7 +325,7 @@ def wait_healthy(
             raise MlopsError(
                 f"the inference server exited with code {process.returncode} before it became "
                 f"healthy: {reason}"
-                + (f" (full log: {_display_path(log_file)})" if log_file else "")
+                + (f" (full log: {display_path(log_file)})" if log_file else "")
             )
         try:
             with _NO_PROXY.open(probe, timeout=2) as response:
@@ -342,7 +336,7 @@ def wait_healthy(
         if time.monotonic() - started > timeout_s:
             raise MlopsError(
                 f"the inference server at {url} is not healthy after {timeout_s:.0f} s"
-                + (f"; read {_display_path(log_file)}" if log_file else "")
+                + (f"; read {display_path(log_file)}" if log_file else "")
             )
         time.sleep(0.05)
 
