@@ -9,8 +9,10 @@ PYTHON ?= python3
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen --no-sync
 OPS_STAMP := .venv/.synced
+# Azurite (the Azure Storage emulator, the local blob storage) from package-lock.json.
+NODE_STAMP := node_modules/.installed
 
-.PHONY: help demo test lint fmt typecheck unit bootstrap clean reset mlflow-ui scoring-env specs bench-scoring
+.PHONY: help demo test lint fmt typecheck unit bootstrap azurite clean reset mlflow-ui scoring-env specs bench-scoring
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -27,10 +29,17 @@ $(OPS_STAMP): pyproject.toml uv.lock | $(UV)
 
 bootstrap: $(OPS_STAMP) ## Create or update the ops environment
 
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "error: Azurite needs Node.js and npm; install them (e.g. apt-get install nodejs npm)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+azurite: $(NODE_STAMP) ## Install Azurite, the local blob storage (node_modules/, from package-lock.json)
+
 # KEEP_SERVING=1 leaves the endpoints running after the demo (stop them with `mlops teardown`).
 KEEP_SERVING ?= 0
 
-demo: $(OPS_STAMP) ## The whole local lifecycle: data tests, train, gate, register, QA, blue/green
+demo: $(OPS_STAMP) $(NODE_STAMP) ## The whole local lifecycle: data tests, train, gate, register, QA, blue/green
 	$(RUN) mlops demo $(if $(filter 1,$(KEEP_SERVING)),--keep-serving,)
 
 scoring-env: $(OPS_STAMP) ## Create or update the scoring environment (.venv-scoring)
@@ -53,7 +62,7 @@ fmt: $(OPS_STAMP) ## Format and autofix with ruff
 typecheck: $(OPS_STAMP) ## mypy
 	$(RUN) mypy
 
-unit: $(OPS_STAMP) ## pytest only
+unit: $(OPS_STAMP) $(NODE_STAMP) ## pytest only
 	$(RUN) pytest -q
 
 test: lint typecheck unit ## Lint, type check and the whole test suite
@@ -65,5 +74,5 @@ reset: ## Stop local servers and forget all local state (runs, models, deploymen
 	@if [ -x .venv/bin/mlops ]; then .venv/bin/mlops teardown || true; fi
 	rm -rf "$(or $(MLOPS_STATE_DIR),.mlops)"
 
-clean: reset ## Also remove the virtual environments
-	rm -rf .venv .venv-scoring .venv-policy .tools
+clean: reset ## Also remove the virtual environments and node_modules
+	rm -rf .venv .venv-scoring .venv-policy .tools node_modules

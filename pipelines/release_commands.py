@@ -17,6 +17,7 @@ from rich.table import Table
 
 from pipelines.console import console, display_path
 from pipelines.errors import MlopsError
+from pipelines.monitoring.layout import deployment_prefix
 from pipelines.options import ModelName, Target, TargetName
 
 if TYPE_CHECKING:
@@ -297,11 +298,11 @@ def release_command(
 
 
 def teardown_command(model_name: ModelName = None, target: Target = TargetName.local) -> None:
-    """Stop every local deployment and forget the endpoints (models stay registered)."""
+    """Stop every local deployment and the local blob storage (models and data stay)."""
     _, local = serving_target(target, model_name)
     stopped = local.teardown()
     console.print(
-        f"Stopped {len(stopped)} deployment(s){': ' + ', '.join(stopped) if stopped else ''}."
+        f"Stopped {len(stopped)} local server(s){': ' + ', '.join(stopped) if stopped else ''}."
     )
 
 
@@ -342,7 +343,7 @@ def serve_command(
         port,
         api_key=api_key,
         model_sha256=version.digest,
-        collect_dir=settings.collected_dir / f"serve-{port}",
+        collect_dir=settings.collected_dir / deployment_prefix("serve", str(port)),
         log_file=log_file,
         venv=venv,
     )

@@ -9,8 +9,17 @@ same thread builds the DataFrames and hands them to the SDK. Rows submitted whil
 still loading wait in the queue; when the queue is full, rows are dropped and counted.
 
 Locally (SCORING_COLLECT_DIR set) the SDK runs in local-capture mode, which logs each payload to
-its `local.capture` logger; `CaptureFileHandler` turns those records into JSON lines under
-`<dir>/<collection>/<YYYY-MM-DD>.jsonl`.
+its `local.capture` logger; `CaptureFileHandler` turns those records into the files Azure ML's
+data collector writes on Azure (Learn, "how-to-collect-production-data", "Store collected data
+in Blob Storage"): `<dir>/<collection>/<yyyy>/<MM>/<dd>/<HH>/<instance_id>.jsonl`, one JSON
+object per payload with the rows under `data`. The local target points <dir> at
+`modelDataCollector/<endpoint>/<deployment>` and copies the files to the local blob storage,
+so one reader serves both targets.
+
+Every row carries its own `correlationid` column, as Learn recommends for joining ground truth
+later ("Collect data for model performance monitoring": the collector batches requests, so the
+payload's correlationid alone cannot identify a row): the request id for a one-row request,
+`<request id>:<row>` (row counted from 0) for a request with several rows.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import os
 import queue
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +40,8 @@ import numpy as np
 from scoring.schema import FEATURES, PREDICTION_COLUMN
 
 INPUTS = "model_inputs"
+CORRELATION_COLUMN = "correlationid"  # the column Learn suggests for per-row ids
+AGENT = "azureml-ai-monitoring (local capture)"
 OUTPUTS = "model_outputs"
 CAPTURE_LOGGER = "local.capture"  # the monitoring SDK's logger for local capture
 DEFAULT_CAPACITY = 10_000
@@ -41,49 +53,62 @@ _Item = tuple[np.ndarray, np.ndarray, str]
 
 
 class CaptureFileHandler(logging.Handler):
-    """Write local-capture records of the monitoring SDK as JSON lines, one file per day."""
+    """Write local-capture records of the monitoring SDK in the data collector's blob layout."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, instance_id: str | None = None) -> None:
         super().__init__(level=logging.INFO)
         self.directory = directory
-        self._files: dict[Path, int] = {}
+        # Azure names each file after the instance that logged it; here: one per worker.
+        self.instance_id = instance_id or uuid.uuid4().hex
+        self._files: dict[str, tuple[Path, int]] = {}  # collection -> its current hour's file
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Append one payload; the SDK logs (time, collection, correlation id, JSON records)."""
+        """Append one payload; the SDK logs (UTC time, collection, correlation id, JSON rows)."""
         try:
             args = record.args
             if not isinstance(args, tuple) or len(args) != 4:
                 return
-            stamp, collection, correlation_id, content = args
-            # The content is the SDK's JSON already: embed it as is instead of re-encoding.
+            stamp, collection, correlation_id, content = (str(arg) for arg in args)
+            # "YYYY-MM-DD HH:MM:SS" in UTC (the SDK's LocalCapture.send).
+            day, clock = stamp[:10], stamp[11:19]
+            # The collector's schema; the content is the SDK's JSON already: embedded as is.
             line = (
-                f'{{"time":{json.dumps(str(stamp))},"collection":{json.dumps(str(collection))},'
-                f'"correlation_id":{json.dumps(str(correlation_id))},"data":{content}}}\n'
+                f'{{"specversion":"1.0","id":"{uuid.uuid4()}",'
+                f'"type":{json.dumps("azureml.inference." + collection)},'
+                f'"datacontenttype":"application/json","time":"{day}T{clock}Z",'
+                f'"data":{content},"correlationid":{json.dumps(correlation_id)},'
+                f'"xrequestid":{json.dumps(correlation_id)},'
+                f'"collectdatatype":"pandas.core.frame.DataFrame","agent":"{AGENT}"}}\n'
             )
-            path = self.directory / str(collection) / f"{str(stamp)[:10]}.jsonl"
-            descriptor = self._files.get(path)
-            if descriptor is None:
-                self._close_day_files(path.parent)  # a new day: yesterday's file is done
+            hour = f"{day.replace('-', '/')}/{clock[:2]}"
+            path = self.directory / collection / hour / f"{self.instance_id}.jsonl"
+            current = self._files.get(collection)
+            if current is None or current[0] != path:
+                if current is not None:  # a new hour: the previous hour's file is done
+                    with contextlib.suppress(OSError):
+                        os.close(current[1])
                 path.parent.mkdir(parents=True, exist_ok=True)
-                # O_APPEND and one write per line: gunicorn workers can share the file.
+                # O_APPEND and one write per line: never a torn line, even if files are shared.
                 descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-                self._files[path] = descriptor
-            os.write(descriptor, line.encode("utf-8"))
+                current = self._files[collection] = (path, descriptor)
+            os.write(current[1], line.encode("utf-8"))
         except Exception:
             self.handleError(record)
 
-    def _close_day_files(self, folder: Path) -> None:
-        for old in [path for path in self._files if path.parent == folder]:
-            with contextlib.suppress(OSError):
-                os.close(self._files.pop(old))
-
     def close(self) -> None:
         """Close the open files."""
-        for descriptor in self._files.values():
+        for _, descriptor in self._files.values():
             with contextlib.suppress(OSError):
                 os.close(descriptor)
         self._files.clear()
         super().close()
+
+
+def row_ids(request_id: str, rows: int) -> list[str]:
+    """Each row's correlation id: the request id, with `:<row>` when the request has several."""
+    if rows == 1:
+        return [request_id]
+    return [f"{request_id}:{row}" for row in range(rows)]
 
 
 def _sdk_queue() -> Any:
@@ -226,9 +251,12 @@ class DataCollection:
                     time.sleep(0.002)
             # The request id correlates inputs with outputs, and both with the server log.
             context = BasicCorrelationContext(id=request_id)
-            inputs_collector.collect(pd.DataFrame(inputs, columns=columns), context)
-            outputs_collector.collect(
-                pd.DataFrame(outputs.reshape(-1, 1), columns=output_columns), context
-            )
+            ids = row_ids(request_id, len(inputs))
+            frame = pd.DataFrame(inputs, columns=columns)
+            frame[CORRELATION_COLUMN] = ids
+            inputs_collector.collect(frame, context)
+            predictions = pd.DataFrame(outputs.reshape(-1, 1), columns=output_columns)
+            predictions[CORRELATION_COLUMN] = ids
+            outputs_collector.collect(predictions, context)
 
         return sink

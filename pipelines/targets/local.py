@@ -18,6 +18,7 @@ from typing import Any
 
 from pipelines.atomic import write_text_atomically
 from pipelines.errors import MlopsError
+from pipelines.monitoring.layout import deployment_prefix
 from pipelines.registry import ModelRegistry, RegisteredVersion
 from pipelines.release.plan import PROD_ENDPOINT, check_endpoint, live_slot, validate_traffic
 from pipelines.release.smoke import ScoringClient
@@ -152,7 +153,7 @@ class LocalTarget:
             port,
             api_key=record.key,
             model_sha256=version.digest,
-            collect_dir=self.settings.collected_dir / f"{endpoint}-{deployment}",
+            collect_dir=self.settings.collected_dir / deployment_prefix(endpoint, deployment),
             log_file=log_file,
             venv=venv,
         )
@@ -244,11 +245,15 @@ class LocalTarget:
 
     # -- operations ------------------------------------------------------------------------
     def teardown(self) -> list[str]:
-        """Stop every local deployment; returns what was stopped."""
+        """Stop every local deployment and the local blob storage; returns what was stopped."""
+        from pipelines.monitoring import azurite
+
         stopped = []
         for record in self.endpoints():
             for deployment in list(record.deployments):
                 self.delete(record.name, deployment)
                 stopped.append(f"{record.name}/{deployment}")
         shutil.rmtree(self.root, ignore_errors=True)
+        if azurite.stop(self.settings):
+            stopped.append("azurite (local blob storage)")
         return stopped

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.scoring_env import REPO_ROOT, ensure_scoring_env, venv_python
-from scoring.collection import CaptureFileHandler
+from scoring.collection import AGENT, CaptureFileHandler, row_ids
 from tests.scoring.conftest import TrainedBundle
 
 
@@ -28,22 +28,48 @@ def sdk_record(collection: str, correlation_id: str, content: str) -> logging.Lo
     )
 
 
-def test_capture_handler_writes_one_json_line_per_payload(tmp_path: Path) -> None:
-    handler = CaptureFileHandler(tmp_path)
+def test_capture_handler_writes_the_data_collector_layout_and_schema(tmp_path: Path) -> None:
+    handler = CaptureFileHandler(tmp_path, instance_id="worker-1")
     handler.emit(sdk_record("model_inputs", "req-1", '[{"age":0.1}]'))
     handler.emit(sdk_record("model_inputs", "req-2", '[{"age":0.2}]'))
     handler.emit(sdk_record("model_outputs", "req-1", '[{"prediction":150.0}]'))
     handler.emit(logging.LogRecord("local.capture", 20, "", 1, "unrelated", None, None))
-    inputs = (tmp_path / "model_inputs" / "2026-01-02.jsonl").read_text().splitlines()
-    assert [json.loads(line)["correlation_id"] for line in inputs] == ["req-1", "req-2"]
+    # <collection>/<yyyy>/<MM>/<dd>/<HH>/<instance_id>.jsonl, as on Azure.
+    inputs = (tmp_path / "model_inputs/2026/01/02/03/worker-1.jsonl").read_text().splitlines()
+    assert [json.loads(line)["correlationid"] for line in inputs] == ["req-1", "req-2"]
     assert json.loads(inputs[1])["data"] == [{"age": 0.2}]
-    (outputs,) = (tmp_path / "model_outputs" / "2026-01-02.jsonl").read_text().splitlines()
-    assert json.loads(outputs) == {
-        "time": "2026-01-02 03:04:05",
-        "collection": "model_outputs",
-        "correlation_id": "req-1",
+    (outputs,) = (tmp_path / "model_outputs/2026/01/02/03/worker-1.jsonl").read_text().splitlines()
+    payload = json.loads(outputs)
+    assert payload.pop("id")
+    assert payload == {
+        "specversion": "1.0",
+        "type": "azureml.inference.model_outputs",
+        "datacontenttype": "application/json",
+        "time": "2026-01-02T03:04:05Z",
         "data": [{"prediction": 150.0}],
+        "correlationid": "req-1",
+        "xrequestid": "req-1",
+        "collectdatatype": "pandas.core.frame.DataFrame",
+        "agent": AGENT,
     }
+
+
+def test_capture_handler_rolls_over_to_a_new_hour_folder(tmp_path: Path) -> None:
+    handler = CaptureFileHandler(tmp_path, instance_id="w")
+    handler.emit(sdk_record("model_inputs", "a", "[]"))
+    later = sdk_record("model_inputs", "b", "[]")
+    later.args = ("2026-01-02 04:00:00", "model_inputs", "b", "[]")
+    handler.emit(later)
+    handler.close()
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.jsonl")) == [
+        "model_inputs/2026/01/02/03/w.jsonl",
+        "model_inputs/2026/01/02/04/w.jsonl",
+    ]
+
+
+def test_row_ids_name_each_row() -> None:
+    assert row_ids("req", 1) == ["req"]
+    assert row_ids("req", 3) == ["req:0", "req:1", "req:2"]
 
 
 def run_in_scoring_env(script: str, env: dict[str, str] | None = None) -> dict[str, object]:
@@ -66,7 +92,7 @@ def run_in_scoring_env(script: str, env: dict[str, str] | None = None) -> dict[s
 def collected(folder: Path) -> list[dict[str, object]]:
     return [
         json.loads(line)
-        for path in sorted(folder.glob("*.jsonl"))
+        for path in sorted(folder.rglob("*.jsonl"))
         for line in path.read_text().splitlines()
     ]
 
@@ -92,7 +118,7 @@ def test_collector_captures_inputs_and_outputs_locally(tmp_path: Path) -> None:
         deadline = time.monotonic() + 10
         folder = Path({str(tmp_path)!r}) / "model_outputs"
         while time.monotonic() < deadline:
-            lines = sum(len(p.read_text().splitlines()) for p in folder.glob("*.jsonl"))
+            lines = sum(len(p.read_text().splitlines()) for p in folder.rglob("*.jsonl"))
             if lines == 2:
                 break
             time.sleep(0.01)
@@ -103,7 +129,7 @@ def test_collector_captures_inputs_and_outputs_locally(tmp_path: Path) -> None:
     assert report == {"loaded_early": False, "failure": None, "dropped": 0}
     inputs = collected(tmp_path / "model_inputs")
     outputs = collected(tmp_path / "model_outputs")
-    assert [entry["correlation_id"] for entry in inputs] == ["req-a", "req-b"]
+    assert [entry["correlationid"] for entry in inputs] == ["req-a", "req-b"]
     assert inputs[0]["data"][1]["bmi"] == pytest.approx(0.2)  # type: ignore[index]
     assert set(inputs[0]["data"][0]) == {  # type: ignore[index]
         "age",
@@ -116,10 +142,14 @@ def test_collector_captures_inputs_and_outputs_locally(tmp_path: Path) -> None:
         "s4",
         "s5",
         "s6",
+        "correlationid",
     }
-    assert {entry["correlation_id"]: entry["data"] for entry in outputs} == {
-        "req-a": [{"prediction": 150.0}, {"prediction": 160.0}],
-        "req-b": [{"prediction": 170.0}],
+    assert {entry["correlationid"]: entry["data"] for entry in outputs} == {
+        "req-a": [
+            {"prediction": 150.0, "correlationid": "req-a:0"},
+            {"prediction": 160.0, "correlationid": "req-a:1"},
+        ],
+        "req-b": [{"prediction": 170.0, "correlationid": "req-b"}],
     }
 
 

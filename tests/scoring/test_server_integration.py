@@ -216,15 +216,18 @@ def test_inputs_and_outputs_are_collected_with_the_request_id(server: InferenceS
     found: dict[str, Any] = {}
     while len(found) < 2:
         assert time.monotonic() < deadline, f"nothing collected; see {server.log_file}"
-        for path in collected.glob("*/*.jsonl"):
+        for path in collected.rglob("*.jsonl"):  # <collection>/<yyyy>/<MM>/<dd>/<HH>/<id>.jsonl
             for line in path.read_text().splitlines():
                 entry = json.loads(line)
-                if entry["correlation_id"] == "it-collect-7":
-                    found[entry["collection"]] = entry["data"]
+                if entry["correlationid"] == "it-collect-7":
+                    found[entry["type"].rsplit(".", 1)[1]] = entry["data"]
         time.sleep(0.1)
     # The SDK serialises with pandas' to_json: 10 decimal places.
     assert [row["bmi"] for row in found["model_inputs"]] == pytest.approx([ROW[2]] * 2, abs=1e-10)
-    assert len(found["model_outputs"]) == 2
+    assert [row["correlationid"] for row in found["model_outputs"]] == [
+        "it-collect-7:0",
+        "it-collect-7:1",
+    ]
 
 
 def test_log_has_request_ids_and_never_the_key(server: InferenceServer) -> None:

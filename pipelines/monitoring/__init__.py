@@ -1,0 +1,1 @@
+"""The closed loop: collected data → drift monitoring → labelled feedback → retraining."""
