@@ -220,6 +220,7 @@ def policy_resources(recorded: Any) -> list[PolicyResource]:
             ignore_changes=r.ignore_changes,
             parent=r.parent or None,
             dependencies=r.dependencies,
+            outputs=r.outputs,
         )
         for r in recorded.resources
     ]

@@ -223,6 +223,18 @@ class Names:
         return f"id-{self.prefix}-{self.environment}-aks"
 
     @property
+    def workspace_identity(self) -> str:
+        return f"id-{self.prefix}-{self.environment}-workspace"
+
+    @property
+    def training_identity(self) -> str:
+        return f"id-{self.prefix}-{self.environment}-training"
+
+    @property
+    def endpoint_identity(self) -> str:
+        return f"id-{self.prefix}-{self.environment}-endpoints"
+
+    @property
     def aci(self) -> str:
         return f"aci-{self.prefix}-{self.environment}"
 
@@ -252,6 +264,9 @@ class Names:
             ("aks", self.aks),
             ("aks_dns_prefix", self.aks_dns_prefix),
             ("identity", self.aks_identity),
+            ("identity", self.workspace_identity),
+            ("identity", self.training_identity),
+            ("identity", self.endpoint_identity),
             ("container_group", self.aci),
             ("dns_label", self.aci_dns_label),
             ("identity", self.aci_identity),

@@ -25,6 +25,9 @@ REQUIRED_TAGS = ("environment", "managed-by", "project")
 # Built-in roles the platform may assign (role definition GUID -> name). Anything else,
 # Owner and Contributor above all, is a violation.
 ALLOWED_ROLES: dict[str, str] = {
+    "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
+    "00482a5a-887f-4fb3-b363-3b7fe8e74483": "Key Vault Administrator",
+    "b556d68e-0be0-4f35-a333-ad7ee1ce17ea": "Azure AI Enterprise Network Connection Approver",
     "7f951dda-4ed3-4680-a7ca-43fe172d538d": "AcrPull",
     "8311e382-0749-4cb8-b61a-304f252e45ec": "AcrPush",
     "c8d4ff99-41c3-41a8-9f60-21dfdad59608": "AcrQuarantineWriter",
@@ -38,6 +41,20 @@ ALLOWED_ROLES: dict[str, str] = {
 # Which kind of resource each role may be granted on (the last provider segment of the
 # scope), so AcrPull on a storage account, say, is caught too.
 ROLE_SCOPES: dict[str, tuple[str, ...]] = {
+    # The resources Learn lists for a user-assigned workspace identity
+    # ("how-to-identity-based-service-authentication"); `mlops-workspace-only-roles`
+    # checks that only that identity holds these two roles.
+    "Contributor": (
+        "Microsoft.Storage/storageAccounts",
+        "Microsoft.KeyVault/vaults",
+        "Microsoft.ContainerRegistry/registries",
+        "Microsoft.Insights/components",
+        "Microsoft.MachineLearningServices/workspaces",
+    ),
+    "Key Vault Administrator": ("Microsoft.KeyVault/vaults",),
+    "Azure AI Enterprise Network Connection Approver": (
+        "Microsoft.MachineLearningServices/registries",
+    ),
     "AcrPull": ("Microsoft.ContainerRegistry/registries",),
     "AcrPush": ("Microsoft.ContainerRegistry/registries",),
     "AcrQuarantineWriter": ("Microsoft.ContainerRegistry/registries",),
@@ -104,6 +121,12 @@ EXTENSION = "azure-native:kubernetesconfiguration:Extension"
 INSTANCE_TYPE = "kubernetes:amlarc.azureml.com/v1alpha1:InstanceType"
 NAMESPACE = "kubernetes:core/v1:Namespace"
 COMPUTE = "azure-native:machinelearningservices:Compute"
+WORKSPACE = "azure-native:machinelearningservices:Workspace"
+ONLINE_ENDPOINT = "azure-native:machinelearningservices:OnlineEndpoint"
+BATCH_ENDPOINT = "azure-native:machinelearningservices:BatchEndpoint"
+ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
+USER_IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
+WORKSPACE_ONLY_ROLES = frozenset({"Contributor", "Key Vault Administrator"})
 
 
 @dataclass(frozen=True)
@@ -117,6 +140,8 @@ class PolicyResource:
     ignore_changes: tuple[str, ...] = ()
     parent: str | None = None
     dependencies: tuple[str, ...] = ()
+    # What the engine returned (offline recording only; unknown during a live preview).
+    outputs: Mapping[str, Any] = field(default_factory=dict)
 
     def get(self, path: str, default: Any = None) -> Any:
         """Property at a dotted path."""
@@ -340,6 +365,26 @@ def _extension(resource: PolicyResource, environment: str) -> Iterator[str]:
             yield "runs a single inference router replica in prod"
 
 
+def _user_assigned(resource: PolicyResource, environment: str) -> Iterator[str]:
+    """Azure ML resources run as user-assigned identities.
+
+    With system-assigned identities Azure ML creates role assignments itself (workspace:
+    "Managed by Microsoft"; online endpoint: AcrPull and Storage Blob Data Reader), which
+    the stack cannot own and would collide with (Learn, "how-to-identity-based-service-
+    authentication" and "concept-endpoints-online-auth").
+    """
+    if resource.resource_type == COMPUTE and resource.get("properties.computeType") != (
+        "AmlCompute"
+    ):
+        return
+    if resource.get("identity.type") != "UserAssigned":
+        yield f"uses identity type {resource.get('identity.type')}, not UserAssigned"
+    if resource.resource_type == WORKSPACE and not resource.props.get(
+        "primaryUserAssignedIdentity"
+    ):
+        yield "has no primaryUserAssignedIdentity"
+
+
 def _role_assignment(resource: PolicyResource, environment: str) -> Iterator[str]:
     role_id = str(resource.props.get("roleDefinitionId", ""))
     guid = role_id.rsplit("/", 1)[-1]
@@ -448,6 +493,82 @@ def _attach_after_namespaces(
             yield resource.urn, "is attached before its InstanceTypes exist"
 
 
+def _grant_key(resource: PolicyResource) -> tuple[str, str, str]:
+    role = str(resource.props.get("roleDefinitionId", "")).rsplit("/", 1)[-1].lower()
+    return (
+        str(resource.props.get("principalId", "")).lower(),
+        role,
+        str(resource.props.get("scope", "")).lower(),
+    )
+
+
+def _unique_grants(
+    resources: Sequence[PolicyResource], environment: str
+) -> Iterator[tuple[str, str]]:
+    """No two role assignments share (principal, role, scope).
+
+    ARM rejects the second with 409 RoleAssignmentExists whatever its name
+    (hashicorp/terraform-provider-azurerm PR #28694 documents the behaviour).
+    Values unknown during a preview are skipped.
+    """
+    seen: dict[tuple[str, str, str], str] = {}
+    for resource in resources:
+        if resource.resource_type != ROLE_ASSIGNMENT:
+            continue
+        key = _grant_key(resource)
+        if not all(key) or any("unknown" in part for part in key):
+            continue
+        if key in seen:
+            yield resource.urn, f"repeats the grant of {seen[key]} (409 RoleAssignmentExists)"
+        else:
+            seen[key] = resource.name
+
+
+def _no_grants_to_azureml_managed(
+    resources: Sequence[PolicyResource], environment: str
+) -> Iterator[tuple[str, str]]:
+    """No role is granted to a system-assigned identity whose roles Azure ML manages."""
+    managed = {
+        str((r.outputs.get("identity") or {}).get("principalId", "")).lower(): r.name
+        for r in resources
+        if r.resource_type in (WORKSPACE, COMPUTE, ONLINE_ENDPOINT, BATCH_ENDPOINT)
+        and "SystemAssigned" in str((r.outputs.get("identity") or {}).get("type", ""))
+    }
+    managed.pop("", None)
+    for resource in resources:
+        if resource.resource_type != ROLE_ASSIGNMENT:
+            continue
+        principal = str(resource.props.get("principalId", "")).lower()
+        if principal in managed:
+            yield (
+                resource.urn,
+                (
+                    f"grants a role to the system-assigned identity of {managed[principal]}, "
+                    "whose roles Azure ML manages"
+                ),
+            )
+
+
+def _workspace_only_roles(
+    resources: Sequence[PolicyResource], environment: str
+) -> Iterator[tuple[str, str]]:
+    """Contributor and Key Vault Administrator go only to a workspace's primary identity."""
+    by_id = {r.outputs.get("id"): r for r in resources if r.resource_type == USER_IDENTITY}
+    allowed = set()
+    for r in resources:
+        if r.resource_type == WORKSPACE:
+            identity = by_id.get(r.props.get("primaryUserAssignedIdentity"))
+            if identity is not None:
+                allowed.add(str(identity.outputs.get("principalId", "")).lower())
+    for resource in resources:
+        if resource.resource_type != ROLE_ASSIGNMENT or not resource.outputs:
+            continue
+        role = ALLOWED_ROLES.get(_grant_key(resource)[1], "")
+        principal = _grant_key(resource)[0]
+        if role in WORKSPACE_ONLY_ROLES and principal not in allowed:
+            yield resource.urn, f"grants {role} to an identity other than the workspace's"
+
+
 RESOURCE_POLICIES: tuple[ResourcePolicy, ...] = (
     ResourcePolicy(
         "mlops-tags", "Every taggable resource carries the environment tags", TAGGABLE, _tags
@@ -508,6 +629,12 @@ RESOURCE_POLICIES: tuple[ResourcePolicy, ...] = (
         _extension,
     ),
     ResourcePolicy(
+        "mlops-user-assigned-identities",
+        "Workspace, training cluster and endpoints run as user-assigned identities",
+        frozenset({WORKSPACE, COMPUTE, ONLINE_ENDPOINT, BATCH_ENDPOINT}),
+        _user_assigned,
+    ),
+    ResourcePolicy(
         "mlops-least-privilege",
         "Role assignments use allowed built-in roles on single resources with principalType",
         frozenset({"azure-native:authorization:RoleAssignment"}),
@@ -533,6 +660,21 @@ RESOURCE_POLICIES: tuple[ResourcePolicy, ...] = (
 )
 
 STACK_POLICIES: tuple[StackPolicy, ...] = (
+    StackPolicy(
+        "mlops-unique-grants",
+        "No two role assignments share principal, role and scope",
+        _unique_grants,
+    ),
+    StackPolicy(
+        "mlops-no-grants-to-azureml-managed",
+        "No role is granted to a system-assigned identity whose roles Azure ML manages",
+        _no_grants_to_azureml_managed,
+    ),
+    StackPolicy(
+        "mlops-workspace-only-roles",
+        "Contributor and Key Vault Administrator are held only by the workspace identity",
+        _workspace_only_roles,
+    ),
     StackPolicy(
         "mlops-instancetypes-after-extension",
         "InstanceType resources wait for the extension that installs their CRD",

@@ -80,7 +80,13 @@ def build(settings: Settings) -> dict[str, pulumi.Output[Any]]:
         network=network,
     )
     training = TrainingCompute(
-        "training", settings, resource_group_name=rg, workspace_name=workspace.workspace.name
+        "training",
+        settings,
+        resource_group_name=rg,
+        workspace_name=workspace.workspace.name,
+        client=client,
+        acr_id=workspace.acr.id,
+        storage_id=workspace.storage.id,
     )
 
     outputs: dict[str, pulumi.Output[Any]] = {}
@@ -125,6 +131,10 @@ def build(settings: Settings) -> dict[str, pulumi.Output[Any]]:
         workspace_name=workspace.workspace.name,
         kubernetes_compute_id=kubernetes.compute.id if kubernetes else None,
         depends_on=[kubernetes] if kubernetes else [workspace],
+        client=client,
+        acr_id=workspace.acr.id,
+        storage_id=workspace.storage.id,
+        registry_id=registry.registry_id,
     )
 
     access = SecretsAndAccess(
@@ -133,12 +143,7 @@ def build(settings: Settings) -> dict[str, pulumi.Output[Any]]:
         resource_group_name=rg,
         key_vault_name=workspace.key_vault.name,
         client=client,
-        principals=Principals(
-            workspace=workspace.principal_id,
-            training_compute=training.principal_id,
-            online_endpoint=endpoints.online_principal_id,
-            kubelet=cluster.kubelet_object_id if cluster else None,
-        ),
+        principals=Principals(kubelet=cluster.kubelet_object_id if cluster else None),
         scopes=Scopes(
             acr=workspace.acr.id,
             storage=workspace.storage.id,

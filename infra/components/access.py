@@ -1,10 +1,11 @@
 """Key Vault secrets and the role assignments of the platform's identities.
 
 Secrets: values come only from Pulumi config secrets (`pulumi config set --secret`), and
-every secret has a content type and an expiry date. Grants: each identity gets the one
-built-in role it needs on the one resource it needs it on; nothing is granted on a
-resource group or subscription and no one gets Owner or Contributor. Grants that must
-exist before a resource is created live next to it (ACI AcrPull, AKS subnet).
+every secret has a content type and an expiry date. Grants here: AKS nodes pull images,
+and the release pipeline's identity (if configured). The platform's own identities
+(workspace, training cluster, endpoints, ACI, AKS control plane) are user-assigned and
+get their grants next to the resource that uses them, before it is created
+(`common.UserIdentity`). Nothing is granted on a resource group or subscription.
 """
 
 from __future__ import annotations
@@ -21,11 +22,8 @@ from infra.settings import NAMESPACE, Settings
 
 @dataclass(frozen=True)
 class Principals:
-    """Identities created elsewhere in the stack that need data-plane access."""
+    """Identities created elsewhere in the stack that need data-plane access here."""
 
-    workspace: pulumi.Output[str]
-    training_compute: pulumi.Output[str]
-    online_endpoint: pulumi.Output[str]
     kubelet: pulumi.Output[str] | None
 
 
@@ -82,26 +80,7 @@ class SecretsAndAccess(pulumi.ComponentResource):
                 opts=child(self),
             )
 
-        matrix: list[tuple[str, str, pulumi.Output[str], pulumi.Output[str], str]] = [
-            ("workspace-acr-pull", "AcrPull", scopes.acr, principals.workspace,
-             "Workspace pulls environment images"),
-            ("workspace-blob", "Storage Blob Data Contributor", scopes.storage,
-             principals.workspace, "Workspace reads and writes its datastores"),
-            ("workspace-kv-secrets", "Key Vault Secrets User", scopes.key_vault,
-             principals.workspace, "Workspace resolves connection secrets"),
-            ("workspace-registry", "AzureML Registry User", scopes.registry,
-             principals.workspace, "Workspace uses models from the shared registry"),
-            ("training-acr-pull", "AcrPull", scopes.acr, principals.training_compute,
-             "Training nodes pull job images"),
-            ("training-blob", "Storage Blob Data Contributor", scopes.storage,
-             principals.training_compute, "Training jobs read data and write outputs"),
-            ("online-acr-pull", "AcrPull", scopes.acr, principals.online_endpoint,
-             "Online deployments pull the scoring image"),
-            ("online-blob-read", "Storage Blob Data Reader", scopes.storage,
-             principals.online_endpoint, "Online deployments download model files"),
-            ("online-registry", "AzureML Registry User", scopes.registry,
-             principals.online_endpoint, "Online deployments use registry models"),
-        ]  # fmt: skip
+        matrix: list[tuple[str, str, pulumi.Output[str], pulumi.Output[str], str]] = []
         if principals.kubelet is not None:
             matrix.append(
                 ("kubelet-acr-pull", "AcrPull", scopes.acr, principals.kubelet,

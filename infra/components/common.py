@@ -6,12 +6,18 @@ import uuid
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_azure_native import authorization
+from pulumi_azure_native import authorization, managedidentity
+from pulumi_azure_native import machinelearningservices as ml
 
-# Built-in role definition ids (the same in every tenant). Only these are ever assigned:
-# the least-privilege test rejects anything else, and no assignment is broader than one
-# resource.
+# Built-in role definition ids (the same in every tenant; Learn, "Azure built-in roles").
+# Only these are ever assigned: the least-privilege policy rejects anything else, and no
+# assignment is broader than one resource. Contributor and Key Vault Administrator are
+# allowed only for the workspace identity, on the resources Learn documents for a
+# user-assigned workspace identity ("how-to-identity-based-service-authentication").
 ROLES: dict[str, str] = {
+    "Contributor": "b24988ac-6180-42a0-ab88-20f7382dd24c",
+    "Key Vault Administrator": "00482a5a-887f-4fb3-b363-3b7fe8e74483",
+    "Azure AI Enterprise Network Connection Approver": "b556d68e-0be0-4f35-a333-ad7ee1ce17ea",
     "AcrPull": "7f951dda-4ed3-4680-a7ca-43fe172d538d",
     "AcrPush": "8311e382-0749-4cb8-b61a-304f252e45ec",
     "AcrQuarantineWriter": "c8d4ff99-41c3-41a8-9f60-21dfdad59608",
@@ -79,3 +85,72 @@ def grant(
         description=description,
         opts=child(parent, depends_on=depends_on or []),
     )
+
+
+Grant = tuple[str, str, pulumi.Input[str], str]
+"""(key, role, scope, why) of one role assignment."""
+
+
+class UserIdentity:
+    """A user-assigned identity plus the roles it holds, granted before it is used.
+
+    Azure ML grants roles itself only to *system-assigned* identities (workspace, online
+    endpoint), so creating the same grants under other names fails with 409
+    RoleAssignmentExists (ARM keys an assignment on principal, role and scope; see
+    hashicorp/terraform-provider-azurerm PR #28694). A user-assigned identity gets no
+    automatic grants: the stack assigns exactly the documented set, once, and the resource
+    that uses the identity waits for `grants`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        parent: pulumi.Resource,
+        client: ClientConfig,
+        resource_name: str,
+        resource_group_name: pulumi.Input[str],
+        location: str,
+        tags: dict[str, str],
+        grants: list[Grant],
+    ) -> None:
+        self.identity = managedidentity.UserAssignedIdentity(
+            name,
+            resource_name_=resource_name,
+            resource_group_name=resource_group_name,
+            location=location,
+            tags=tags,
+            opts=child(parent),
+        )
+        self.id = self.identity.id
+        self.principal_id = self.identity.principal_id
+        self.client_id = self.identity.client_id
+        self._parent, self._client, self._name = parent, client, name
+        self.grants: list[authorization.RoleAssignment] = []
+        self.add(grants)
+
+    def add(
+        self, grants: list[Grant], depends_on: list[pulumi.Resource] | None = None
+    ) -> list[authorization.RoleAssignment]:
+        """Grant more roles (e.g. on a resource that exists only after the identity's user)."""
+        created = [
+            grant(
+                f"{self._name}-{key}",
+                parent=self._parent,
+                client=self._client,
+                role=role,
+                scope=scope,
+                principal_id=self.principal_id,
+                description=why,
+                depends_on=depends_on,
+            )
+            for key, role, scope, why in grants
+        ]
+        self.grants += created
+        return created
+
+    def azureml_identity(self) -> ml.ManagedServiceIdentityArgs:
+        """The `identity` of an Azure ML resource that runs as this identity."""
+        return ml.ManagedServiceIdentityArgs(
+            type="UserAssigned", user_assigned_identities=[self.id]
+        )

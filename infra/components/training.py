@@ -1,7 +1,12 @@
 """The AML compute cluster that training jobs run on.
 
 It scales to zero when idle (`minNodes: 0` in every stack file), authenticates with its
-own managed identity (local auth, i.e. SSH users and keys, off), and has no public SSH port.
+own user-assigned identity (local auth, i.e. SSH users and keys, off), and has no public
+SSH port. The identity mounts storage and pulls images for the job ("the system uses the
+default managed identity to set up the user's storage mounts, container registry and
+datastores", Learn "how-to-identity-based-service-authentication", Compute cluster), so it
+holds AcrPull on the ACR and Storage Blob Data Contributor on storage (jobs write outputs),
+both granted before the cluster exists. Jobs find it through DEFAULT_IDENTITY_CLIENT_ID.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 import pulumi
 from pulumi_azure_native import machinelearningservices as ml
 
-from infra.components.common import child
+from infra.components.common import ClientConfig, UserIdentity, child
 from infra.settings import Settings
 
 
@@ -23,10 +28,27 @@ class TrainingCompute(pulumi.ComponentResource):
         *,
         resource_group_name: pulumi.Input[str],
         workspace_name: pulumi.Input[str],
+        client: ClientConfig,
+        acr_id: pulumi.Input[str],
+        storage_id: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("mlops:training:TrainingCompute", name, None, opts)
         training = settings.training
+        self.identity = UserIdentity(
+            f"{name}-identity",
+            parent=self,
+            client=client,
+            resource_name=settings.names.training_identity,
+            resource_group_name=resource_group_name,
+            location=settings.location,
+            tags=settings.all_tags,
+            grants=[
+                ("acr-pull", "AcrPull", acr_id, "Training nodes pull job images"),
+                ("blob", "Storage Blob Data Contributor", storage_id,
+                 "Training jobs read data and write outputs"),
+            ],
+        )  # fmt: skip
         # Without a managed network the nodes need public IPs to reach Azure ML.
         isolated = settings.network.workspace_isolation_mode != "Disabled"
         self.compute = ml.Compute(
@@ -35,7 +57,7 @@ class TrainingCompute(pulumi.ComponentResource):
             resource_group_name=resource_group_name,
             workspace_name=workspace_name,
             location=settings.location,
-            identity=ml.ManagedServiceIdentityArgs(type="SystemAssigned"),
+            identity=self.identity.azureml_identity(),
             properties=ml.AmlComputeArgs(
                 compute_type="AmlCompute",
                 description="Training cluster; scales to zero when idle",
@@ -56,10 +78,8 @@ class TrainingCompute(pulumi.ComponentResource):
                 ),
             ),
             tags=settings.all_tags,
-            opts=child(self),
+            opts=child(self, depends_on=self.identity.grants),
         )
         self.compute_name = self.compute.name
-        self.principal_id = self.compute.identity.apply(
-            lambda identity: identity.principal_id if identity else ""
-        )
+        self.principal_id = self.identity.principal_id
         self.register_outputs({"compute_name": self.compute_name})

@@ -2,8 +2,18 @@
 
 Storage (HTTPS only, TLS 1.2, no public blob access, network rules), Key Vault (RBAC,
 soft delete, purge protection), Log Analytics with workspace-based Application Insights,
-ACR without the admin user, the workspace itself (system-assigned identity, v1 legacy
-mode off, a managed network in prod) and diagnostic settings into Log Analytics.
+ACR without the admin user, the workspace itself (user-assigned identity, v1 legacy
+mode off, a managed network only where no Kubernetes compute is attached) and diagnostic
+settings into Log Analytics.
+
+The workspace runs as a user-assigned identity (`primary_user_assigned_identity`), so Azure
+ML grants it nothing itself ("Role assignment creation: Managed by you" in Learn,
+"how-to-identity-based-service-authentication", Workspace identity types). That page lists
+what such an identity needs on the workspace-associated resources, and exactly that is
+granted here, before the workspace is created (workspace provisioning checks it): Contributor
+on storage, Key Vault, ACR and Application Insights; Storage Blob Data Contributor on
+storage; Key Vault Administrator on an RBAC vault (Key Vault Secrets User is not enough);
+and Contributor on the workspace itself, which can only follow the workspace.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from pulumi_azure_native import (
 )
 from pulumi_azure_native import machinelearningservices as ml
 
-from infra.components.common import ClientConfig, child
+from infra.components.common import ClientConfig, Grant, UserIdentity, child
 from infra.components.network import Network
 from infra.settings import Settings
 
@@ -169,6 +179,32 @@ class Workspace(pulumi.ComponentResource):
             opts=child(self),
         )
 
+        # --- the workspace identity and its documented grants ---------------------------
+        grants: list[Grant] = [
+            ("storage-contributor", "Contributor", self.storage.id,
+             "Workspace manages its storage account (control plane)"),
+            ("storage-blob", "Storage Blob Data Contributor", self.storage.id,
+             "Workspace reads and writes its datastores"),
+            ("keyvault-contributor", "Contributor", self.key_vault.id,
+             "Workspace manages its Key Vault (control plane)"),
+            ("keyvault-admin", "Key Vault Administrator", self.key_vault.id,
+             "Workspace stores connection secrets in its RBAC vault"),
+            ("acr-contributor", "Contributor", self.acr.id,
+             "Workspace builds and pulls environment images"),
+            ("appinsights-contributor", "Contributor", self.app_insights.id,
+             "Workspace writes to its Application Insights"),
+        ]  # fmt: skip
+        self.identity = UserIdentity(
+            f"{name}-identity",
+            parent=self,
+            client=client,
+            resource_name=names.workspace_identity,
+            resource_group_name=resource_group_name,
+            location=settings.location,
+            tags=tags,
+            grants=grants,
+        )
+
         # --- Azure ML workspace ---------------------------------------------------------
         managed_network = None
         if net.workspace_isolation_mode != "Disabled":
@@ -194,7 +230,8 @@ class Workspace(pulumi.ComponentResource):
             location=settings.location,
             friendly_name=f"{settings.prefix} {settings.environment}",
             description=f"Azure ML workspace of the {settings.environment} environment",
-            identity=ml.ManagedServiceIdentityArgs(type="SystemAssigned"),
+            identity=self.identity.azureml_identity(),
+            primary_user_assigned_identity=self.identity.id,
             sku=ml.SkuArgs(name="Basic", tier=ml.SkuTier.BASIC),
             storage_account=self.storage.id,
             key_vault=self.key_vault.id,
@@ -207,11 +244,13 @@ class Workspace(pulumi.ComponentResource):
             # With ACR behind a private endpoint, images must be built on our compute.
             image_build_compute=None if public else settings.training.compute_name,
             tags=tags,
-            opts=child(self),
+            opts=child(self, depends_on=self.identity.grants),
         )
-        self.principal_id = self.workspace.identity.apply(
-            lambda identity: identity.principal_id if identity else ""
-        )
+        self.identity.add(
+            [("workspace-contributor", "Contributor", self.workspace.id,
+              "Workspace manages itself (documented for a user-assigned workspace identity)")]
+        )  # fmt: skip
+        self.principal_id = self.identity.principal_id
 
         # --- diagnostic settings ----------------------------------------------------------
         diagnostics: list[tuple[str, pulumi.Output[str], bool]] = [

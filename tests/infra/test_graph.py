@@ -163,13 +163,13 @@ def test_role_assignments_are_least_privilege(recorded: RecordedStack) -> None:
         assert len(inputs["roleAssignmentName"]) == 36  # a stable GUID
 
 
-def test_acr_pull_for_workspace_kubelet_and_aci(recorded: RecordedStack) -> None:
+def test_acr_pull_for_training_endpoints_kubelet_and_aci(recorded: RecordedStack) -> None:
     pulls = {a.name for a in recorded.of_type(ROLE_ASSIGNMENT) if _role(a) == "AcrPull"}
-    assert "access-workspace-acr-pull" in pulls
+    assert {"training-identity-acr-pull", "endpoints-identity-acr-pull"} <= pulls
     assert ("access-kubelet-acr-pull" in pulls) == recorded.settings.aks.enabled
     assert ("qa-scoring-acr-pull" in pulls) == recorded.settings.aci.enabled
     roles = {_role(a) for a in recorded.of_type(ROLE_ASSIGNMENT)}
-    assert {"Key Vault Secrets User", "Storage Blob Data Contributor"} <= roles
+    assert {"Key Vault Administrator", "Storage Blob Data Contributor"} <= roles
     assert {"Storage Blob Data Reader", "AzureML Registry User"} <= roles
 
 
@@ -218,7 +218,7 @@ def test_training_cluster_scales_to_zero(recorded: RecordedStack) -> None:
     cluster = recorded.one(COMPUTE, "training-cluster")
     assert cluster.get("properties.computeType") == "AmlCompute"
     assert cluster.get("properties.disableLocalAuth") is True
-    assert cluster.get("identity.type") == "SystemAssigned"
+    assert cluster.get("identity.type") == "UserAssigned"
     scale = cluster.get("properties.properties.scaleSettings")
     assert scale["minNodeCount"] == 0
     assert scale["nodeIdleTimeBeforeScaleDown"].startswith("PT")
@@ -227,7 +227,7 @@ def test_training_cluster_scales_to_zero(recorded: RecordedStack) -> None:
 def test_workspace_basics(recorded: RecordedStack) -> None:
     workspace = recorded.one("azure-native:machinelearningservices:Workspace")
     assert workspace.get("v1LegacyMode") is False
-    assert workspace.get("identity.type") == "SystemAssigned"
+    assert workspace.get("identity.type") == "UserAssigned"
     for key in ("storageAccount", "keyVault", "applicationInsights", "containerRegistry"):
         assert workspace.get(key).startswith("/subscriptions/")
     insights = recorded.one("azure-native:applicationinsights:Component")
