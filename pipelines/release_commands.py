@@ -398,12 +398,14 @@ def batch_score_command(
 
         commands.batch_score(input_dir, output, model, model_name)
         return
-    from pipelines.batch_commands import score_folder
+    from pipelines.batch_commands import progress_bar, score_folder, summary_line
 
     _, local = serving_target(target, model_name)
     version = resolve(local.registry, model or f"{local.registry.model_name}@production")
     with tempfile.TemporaryDirectory() as scratch:
         bundle = local.registry.download(version, Path(scratch) / "model")
-        with console.status(f"Scoring files in {input_dir} with {version.ref}…"):
-            rows = score_folder(bundle, input_dir, output, version.digest, model_ref=version.ref)
-    console.print(f"[green]✓[/] {rows} rows scored with {version.ref} → {output}")
+        with progress_bar(f"Scoring {display_path(input_dir)}") as progress:
+            summary = score_folder(
+                bundle, input_dir, output, version.digest, model_ref=version.ref, progress=progress
+            )
+    console.print(f"[green]✓[/] {summary_line(summary, version.ref, display_path(output))}")

@@ -1,19 +1,26 @@
-"""Batch scoring: the Azure ML batch-deployment driver and the local `mlops batch-score`.
+"""Streaming batch scoring: the Azure ML batch driver and the local `mlops batch-score`.
 
-Azure ML batch deployments call `init()` once and `run(mini_batch)` with a list of file paths;
-with `output_action: append_row` the rows of the DataFrame `run()` returns are appended to the
-deployment's output file (without the column names). Each returned row is an input row with
-its source file first and the prediction appended:
+One code path for both. Each CSV (with a header) or Parquet file is read in bounded chunks
+(pyarrow's streaming CSV reader, Parquet record batches), every chunk is validated with the same
+rules as the online API (exact numbers only, no missing values, finite) and scored through the
+bundle's predict function, and the scored rows are written as they come, so memory does not grow
+with the input. Each output row is an input row with its source first and the prediction last:
 
     source_file, age, sex, bmi, bp, s1, s2, s3, s4, s5, s6, prediction
 
-Files are CSV (with a header) or Parquet, and must hold exactly the feature columns (any
-order). Values go through the same validation as the online API (`scoring.schema`); a file
-with a bad value fails its mini-batch with a message naming file, row and column, and the
-deployment's error threshold decides whether the job goes on.
+A bad value stops the file with a message naming file, row and column; nothing is half-written:
+output goes to a hidden temporary file that is renamed into place only when complete.
 
-`score_files()` is the same scoring for a local folder, writing one CSV (with a header) or
-Parquet file.
+On Azure ML the deployment uses `output_action: summary_only` and this driver writes its own
+files to the job's output folder, `AZUREML_BI_OUTPUT_PATH` (the documented custom-output
+pattern: Learn, "Customize outputs in batch deployments" (how-to-deploy-model-custom-output),
+and azureml-examples `cli/endpoints/batch/deploy-models/custom-outputs-parquet`). `run()` writes
+one Parquet part per input file, named after the file plus a hash of its path: all executors
+write to that folder at once (same page, the concurrency warning), and a retried mini-batch
+rewrites the same part. `run()` returns the processed files, as the page requires (a list or a
+DataFrame); Azure ML writes that summary to the deployment's `output_file_name`, which the
+download ignores. `pipelines/azure/batch.py` merges the parts with `merge_parts()` into the
+same CSV or Parquet file `score_files()` writes locally.
 """
 
 from __future__ import annotations
@@ -26,17 +33,29 @@ _CODE_ROOT = str(Path(__file__).resolve().parent.parent)
 if _CODE_ROOT not in sys.path:
     sys.path.append(_CODE_ROOT)
 
+import contextlib  # noqa: E402
+import csv  # noqa: E402
+import hashlib  # noqa: E402
+import io  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Iterable, Iterator  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Any, BinaryIO, Protocol  # noqa: E402
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
+import pyarrow.csv as pa_csv  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
 
 from scoring.model_bundle import expected_digest_from_env  # noqa: E402
 from scoring.runtime import LoadedModel, ModelLoadError, load_model, model_dir_from_env  # noqa: E402
 from scoring.schema import (  # noqa: E402
     BAD_REQUEST,
     FEATURES,
+    MIN_ROWS,
     PREDICTION_COLUMN,
     InputError,
     rows_to_matrix,
@@ -45,63 +64,106 @@ from scoring.schema import (  # noqa: E402
 SOURCE_COLUMN = "source_file"
 OUTPUT_COLUMNS: tuple[str, ...] = (SOURCE_COLUMN, *FEATURES, PREDICTION_COLUMN)
 READERS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+PARQUET_SUFFIXES = (".parquet", ".pq")
+# The Azure ML job's output folder (Learn, how-to-deploy-model-custom-output).
+OUTPUT_PATH_VARIABLE = "AZUREML_BI_OUTPUT_PATH"
+PART_SUFFIX = ".scored.parquet"
+
+# Bounded chunks: a few MB each, whatever the file's size.
+CHUNK_ROWS = 65_536
+CSV_BLOCK_BYTES = 4 << 20
+
+OUTPUT_SCHEMA = pa.schema(
+    [pa.field(SOURCE_COLUMN, pa.string())]
+    + [pa.field(name, pa.float64()) for name in (*FEATURES, PREDICTION_COLUMN)]
+)
 
 _LOG = logging.getLogger("scoring.batch")
 _model: LoadedModel | None = None
+_output_dir: Path | None = None
+
+
+# -- Azure ML entry points --------------------------------------------------------------------
 
 
 def init() -> None:
-    """Azure ML batch entry point: verify and load the model from AZUREML_MODEL_DIR."""
-    global _model
+    """Azure ML batch entry point: verify and load the model, find the job's output folder."""
+    global _model, _output_dir
     try:
         _model = load_model(model_dir_from_env(), expected_digest_from_env())
     except ModelLoadError as error:
         _LOG.critical("batch scoring init failed, refusing to score: %s", error)
         raise
+    output = os.environ.get(OUTPUT_PATH_VARIABLE, "").strip()
+    if not output:
+        raise RuntimeError(
+            f"{OUTPUT_PATH_VARIABLE} is not set; deploy the driver with output_action "
+            "summary_only on an Azure ML batch endpoint"
+        )
+    _output_dir = Path(output)
+    _output_dir.mkdir(parents=True, exist_ok=True)
     _LOG.info("model bundle %s verified (digest %s)", _model.bundle, _model.digest[:12])
 
 
-def run(mini_batch: list[str]) -> pd.DataFrame:
-    """Azure ML batch entry point: score every file of the mini-batch; one row per input row."""
-    if _model is None:
+def run(mini_batch: list[str]) -> list[str]:
+    """Azure ML batch entry point: score each file into its own part; return the files done."""
+    if _model is None or _output_dir is None:
         raise RuntimeError("init() must run before run()")
-    frames = []
+    done = []
     for name in mini_batch:
         path = Path(name)
+        target = _output_dir / part_name(path)
         try:
-            frames.append(score_frame(_model, read_table(path), path.name))
+            with AtomicOutput(target) as sink:
+                rows = score_file(_model, path, path.name, sink)
         except InputError as error:
             _LOG.error("rejected %s: %s", path.name, error.message)
             raise
-    return _concat(frames)
+        _LOG.info("scored %s: %d rows -> %s", path.name, rows, target.name)
+        done.append(path.name)
+    return done
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read one CSV (with a header) or Parquet file; InputError if it cannot be read."""
+def part_name(path: Path) -> str:
+    """The output part of one input file: its name plus a hash of its full path (unique)."""
+    digest = hashlib.sha256(str(path).encode("utf-8")).hexdigest()[:12]
+    return f"{path.name}.{digest}{PART_SUFFIX}"
+
+
+# -- reading and validating -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Validated rows of one file and how far into the file they reach (0..1)."""
+
+    matrix: np.ndarray
+    first_row: int  # 0-based index of the chunk's first data row in its file
+    fraction: float
+
+
+def read_chunks(path: Path, source: str) -> Iterator[Chunk]:
+    """Validated feature matrices of one file, chunk by chunk; InputError naming file and row."""
     kind = READERS.get(path.suffix.lower())
     if kind is None:
         raise InputError(
             BAD_REQUEST,
-            f"{path.name}: unsupported file type {path.suffix or '(none)'!r}; use .csv or .parquet",
+            f"{source}: unsupported file type {path.suffix or '(none)'!r}; use .csv or .parquet",
         )
-    try:
-        if kind == "csv":
-            return pd.read_csv(path)
-        return pd.read_parquet(path)
-    except pd.errors.EmptyDataError:
-        raise InputError(BAD_REQUEST, f"{path.name}: the file is empty") from None
-    except (ValueError, OSError, pd.errors.ParserError) as error:
-        # ParserError names the line of a ragged CSV row; pyarrow errors are ValueErrors.
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(BAD_REQUEST, f"{path.name}: cannot be read: {detail}") from None
+    batches = _csv_batches(path, source) if kind == "csv" else _parquet_batches(path, source)
+    rows = 0
+    for batch, fraction in batches:
+        if batch.num_rows:
+            yield Chunk(_batch_matrix(batch, source, rows), rows, fraction)
+            rows += batch.num_rows
+    if rows < MIN_ROWS:
+        raise InputError(BAD_REQUEST, f"{source!r} is empty; send at least {MIN_ROWS} row")
 
 
-def frame_to_matrix(frame: pd.DataFrame, source: str) -> np.ndarray:
-    """Validate a table of feature columns with the online API's rules; return the matrix."""
-    columns = [str(column) for column in frame.columns]
-    missing = [feature for feature in FEATURES if feature not in columns]
-    unexpected = [column for column in columns if column not in FEATURES]
-    if missing or unexpected or len(columns) != len(set(columns)):
+def _check_columns(names: list[str], source: str) -> None:
+    missing = [feature for feature in FEATURES if feature not in names]
+    unexpected = [name for name in names if name not in FEATURES]
+    if missing or unexpected or len(names) != len(set(names)):
         details = []
         if missing:
             details.append(f"missing {', '.join(missing)}")
@@ -112,41 +174,385 @@ def frame_to_matrix(frame: pd.DataFrame, source: str) -> np.ndarray:
             f"{source}: the columns must be exactly the features {', '.join(FEATURES)} "
             f"({'; '.join(details) or 'duplicated columns'})",
         )
-    features = frame.loc[:, list(FEATURES)]
-    absent = features.isna().to_numpy()
-    if absent.any():
-        row, column = (int(index) for index in np.argwhere(absent)[0])
+
+
+def _unreadable(source: str, error: Exception) -> InputError:
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return InputError(BAD_REQUEST, f"{source}: cannot be read: {detail}")
+
+
+class _RaggedRows:
+    """pyarrow's invalid-row handler: remembers the first row whose value count is wrong."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.error: InputError | None = None
+
+    def __call__(self, row: Any) -> str:
+        if self.error is None:
+            where = f"row {row.number - 1}" if row.number else "a row"  # line 1 is the header
+            self.error = InputError(
+                BAD_REQUEST,
+                f"{self.source} {where} has {row.actual_columns} values but the header has "
+                f"{row.expected_columns} columns; every row needs one value per column",
+            )
+        return "error"
+
+
+def _open_csv(stream: BinaryIO, column_type: pa.DataType, ragged: _RaggedRows) -> Any:
+    return pa_csv.open_csv(
+        stream,
+        # Single-threaded: the invalid-row handler then gets the row's line number.
+        read_options=pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=False),
+        parse_options=pa_csv.ParseOptions(invalid_row_handler=ragged),
+        convert_options=pa_csv.ConvertOptions(
+            column_types=dict.fromkeys(FEATURES, column_type), strings_can_be_null=True
+        ),
+    )
+
+
+def _csv_batches(path: Path, source: str) -> Iterator[tuple[pa.RecordBatch, float]]:
+    size = max(path.stat().st_size, 1)
+    ragged = _RaggedRows(source)
+    with path.open("rb") as stream:
+        try:
+            reader = _open_csv(stream, pa.float64(), ragged)
+            _check_columns(reader.schema.names, source)
+            for batch in reader:
+                yield batch, min(stream.tell() / size, 1.0)
+        except pa.ArrowInvalid as error:
+            if ragged.error is not None:
+                raise ragged.error from None
+            if str(error).startswith("Empty CSV file"):
+                raise InputError(BAD_REQUEST, f"{source}: the file is empty") from None
+            if "conversion error" in str(error):
+                _explain_csv_values(path, source)
+            raise _unreadable(source, error) from None
+        except OSError as error:
+            raise _unreadable(source, error) from None
+
+
+def _parquet_batches(path: Path, source: str) -> Iterator[tuple[pa.RecordBatch, float]]:
+    try:
+        file = pq.ParquetFile(path)
+        _check_columns(file.schema_arrow.names, source)
+        total = max(file.metadata.num_rows, 1)
+        done = 0
+        for batch in file.iter_batches(batch_size=CHUNK_ROWS, columns=list(FEATURES)):
+            done += batch.num_rows
+            yield batch, done / total
+    except (pa.ArrowException, OSError) as error:
+        raise _unreadable(source, error) from None
+
+
+def _is_number(kind: pa.DataType) -> bool:
+    return (
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_decimal(kind)
+        or pa.types.is_null(kind)
+    )
+
+
+def _batch_matrix(batch: pa.RecordBatch, source: str, first_row: int) -> np.ndarray:
+    """The chunk as a float64 matrix in FEATURES order, with the online API's rules."""
+    columns = [batch.column(name) for name in FEATURES]
+    if not all(_is_number(column.type) for column in columns):
+        _explain_rows(batch.select(list(FEATURES)).to_pylist(), source, first_row)
+    matrix = np.empty((batch.num_rows, len(FEATURES)), dtype=np.float64)
+    for index, column in enumerate(columns):
+        if pa.types.is_null(column.type):
+            matrix[:, index] = np.nan
+        else:
+            matrix[:, index] = column.to_numpy(zero_copy_only=False)  # nulls become NaN
+    bad = ~np.isfinite(matrix)
+    if bad.any():
+        row, column_index = (int(index) for index in np.argwhere(bad)[0])
+        where = f"{source} row {first_row + row + 1}, column {FEATURES[column_index]}"
+        if np.isnan(matrix[row, column_index]):
+            raise InputError(BAD_REQUEST, f"{where} is missing; every feature needs a value")
         raise InputError(
-            BAD_REQUEST,
-            f"{source} row {row + 1}, column {FEATURES[column]} is missing; every feature "
-            "needs a value",
+            BAD_REQUEST, f"{where} is too large (overflows to infinity); send finite numbers"
         )
+    return matrix
+
+
+def _explain_rows(records: list[dict[str, Any]], source: str, first_row: int) -> None:
+    """Raise the online API's message for the first value that is not a number."""
+    rows = [[record[name] for name in FEATURES] for record in records]
+    for index, row in enumerate(rows):
+        for column, value in enumerate(row):
+            if value is None or (type(value) is float and value != value):  # null or NaN
+                raise InputError(
+                    BAD_REQUEST,
+                    f"{source} row {first_row + index + 1}, column {FEATURES[column]} is "
+                    "missing; every feature needs a value",
+                )
 
     def locate(row: int, column: int) -> str:
-        return f"{source} row {row + 1}, column {FEATURES[column]}"
+        return f"{source} row {first_row + row + 1}, column {FEATURES[column]}"
 
-    # The same checks as a JSON request: exact numbers only, no booleans or strings, finite.
-    rows = features.to_numpy(dtype=object).tolist()
-    return rows_to_matrix(rows, max_rows=None, locate=locate, what=source)
+    rows_to_matrix(rows, max_rows=None, locate=locate, what=source)
+    raise InputError(BAD_REQUEST, f"{source}: the feature columns must hold numbers")
 
 
-def score_frame(model: LoadedModel, frame: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Score one table: the input rows with their source first and the prediction appended."""
-    matrix = frame_to_matrix(frame, source)
+_BOOLEANS = {"true": True, "false": False}
+
+
+def _explain_csv_values(path: Path, source: str) -> None:
+    """A CSV value did not parse as a number: find it (file, row, column) and say what it is."""
+    ragged = _RaggedRows(source)
+    first_row = 0
+    with path.open("rb") as stream:
+        for batch in _open_csv(stream, pa.string(), ragged):
+            for column, name in enumerate(FEATURES):
+                values = batch.column(name)
+                bad = _first_unparsable(values)
+                if bad is None:
+                    continue
+                text = values[bad].as_py()
+                value: Any = _BOOLEANS.get(text.strip().lower(), text)
+                row: list[Any] = [0.0] * len(FEATURES)
+                row[column] = value
+
+                def locate(_row: int, at: int, line: int = first_row + bad + 1) -> str:
+                    return f"{source} row {line}, column {FEATURES[at]}"
+
+                rows_to_matrix([row], max_rows=None, locate=locate, what=source)
+            first_row += batch.num_rows
+
+
+def _first_unparsable(values: pa.Array) -> int | None:
+    """Index of the first string that pyarrow cannot read as a float64 (bisecting on prefixes)."""
+
+    def parses(length: int) -> bool:
+        try:
+            pc.cast(values.slice(0, length), pa.float64())
+        except pa.ArrowInvalid:
+            return False
+        return True
+
+    if parses(len(values)):
+        return None
+    low, high = 0, len(values)  # the prefix of length `high` fails, of length `low` parses
+    while high - low > 1:
+        middle = (low + high) // 2
+        if parses(middle):
+            low = middle
+        else:
+            high = middle
+    return high - 1
+
+
+# -- scoring ----------------------------------------------------------------------------------
+
+
+def predict_chunk(model: LoadedModel, chunk: Chunk, source: str) -> np.ndarray:
+    """The chunk's predictions; InputError naming the row whose prediction is not finite."""
     try:
-        predictions = model.score(matrix)
-    except InputError as error:
-        raise InputError(error.status, f"{source}: {error.message}") from None
-    scored = pd.DataFrame(matrix, columns=list(FEATURES))
-    scored.insert(0, SOURCE_COLUMN, source)
-    scored[PREDICTION_COLUMN] = predictions
-    return scored
+        return model.score(chunk.matrix)
+    except InputError:
+        with np.errstate(all="ignore"):
+            predictions = np.asarray(model.predict(chunk.matrix), dtype=np.float64).reshape(-1)
+        row = chunk.first_row + int(np.argmin(np.isfinite(predictions))) + 1
+        raise InputError(
+            BAD_REQUEST,
+            f"{source} row {row}: the prediction is not a finite number; its inputs are far "
+            "outside the range the model was trained on",
+        ) from None
 
 
-def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    if not frames:
-        return pd.DataFrame(columns=list(OUTPUT_COLUMNS))
-    return pd.concat(frames, ignore_index=True)
+class Sink(Protocol):
+    """Where scored rows go, chunk by chunk."""
+
+    def write(self, source: str, matrix: np.ndarray, predictions: np.ndarray) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def score_file(
+    model: LoadedModel,
+    path: Path,
+    source: str,
+    sink: Sink,
+    on_chunk: Callable[[int, float], None] | None = None,
+) -> int:
+    """Stream one file through validation and the model into `sink`; return its row count."""
+    rows = 0
+    for chunk in read_chunks(path, source):
+        sink.write(source, chunk.matrix, predict_chunk(model, chunk, source))
+        rows += len(chunk.matrix)
+        if on_chunk is not None:
+            on_chunk(len(chunk.matrix), chunk.fraction)
+    return rows
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+def _csv_field(value: str) -> str:
+    """One CSV field quoted as Python's csv module (and pandas) quote it: only when needed."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow([value])
+    return buffer.getvalue()[:-1]
+
+
+def format_floats(values: np.ndarray) -> pa.Array:
+    """Floats as Python's repr writes them (as pandas' CSV writer did), vectorised.
+
+    pyarrow's cast gives the same shortest round-trip digits but its own notation: 1.0 as "1",
+    -0.0 as "-0", 1e-05 as "0.00001", 45419699185.48361 as "4.541969918548361e+10". Where the
+    two can differ (integral values, magnitudes below 1e-4 or from 1e10 on) repr is used; in
+    between they agree (tests/scoring/test_batch_driver.py checks both against repr).
+    """
+    strings = pc.cast(pa.array(values, type=pa.float64()), pa.string())
+    magnitude = np.abs(values)
+    odd = (magnitude < 1e-4) | (magnitude >= 1e10) | (values == np.trunc(values))
+    if not odd.any():
+        return strings
+    fixed = pa.array([repr(value) for value in values[odd].tolist()], type=pa.string())
+    return pc.replace_with_mask(strings, pa.array(odd), fixed)
+
+
+class CsvSink:
+    """CSV with a header, written as pandas' `to_csv(index=False)` writes it."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._stream.write((",".join(_csv_field(name) for name in OUTPUT_COLUMNS) + "\n").encode())
+        self._sources: dict[str, pa.Scalar] = {}
+
+    def write(self, source: str, matrix: np.ndarray, predictions: np.ndarray) -> None:
+        if source not in self._sources:
+            self._sources[source] = pa.scalar(_csv_field(source), pa.string())
+        columns = [format_floats(matrix[:, index]) for index in range(matrix.shape[1])]
+        columns.append(format_floats(predictions))
+        lines = pc.binary_join_element_wise(self._sources[source], *columns, ",")
+        text = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(lines)]), lines), "\n")
+        self._stream.write(text[0].as_buffer())
+        self._stream.write(b"\n")
+
+    def close(self) -> None:
+        self._stream.flush()
+
+
+class ParquetSink:
+    """Parquet, one row group per chunk."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._writer = pq.ParquetWriter(stream, OUTPUT_SCHEMA)
+
+    def write(self, source: str, matrix: np.ndarray, predictions: np.ndarray) -> None:
+        columns = [pa.array(np.full(len(matrix), source, dtype=object), pa.string())]
+        columns += [pa.array(matrix[:, index]) for index in range(matrix.shape[1])]
+        columns.append(pa.array(predictions))
+        self._writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=OUTPUT_SCHEMA))
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def is_parquet(path: Path) -> bool:
+    """Whether an output file is Parquet (by its suffix); anything else is CSV."""
+    return path.suffix.lower() in PARQUET_SUFFIXES
+
+
+class AtomicOutput:
+    """A sink for `path` (CSV or Parquet by suffix) that appears only if the block completes.
+
+    Rows go to a hidden temporary file beside `path`, renamed over it on success and removed on
+    any error, so readers never see half a file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+
+    def __enter__(self) -> Sink:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._stream = self.partial.open("wb")
+        try:
+            self._sink: Sink = (
+                ParquetSink(self._stream) if is_parquet(self.path) else CsvSink(self._stream)
+            )
+        except BaseException:
+            self._discard()
+            raise
+        return self._sink
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None:
+            self._discard()
+            return
+        try:
+            self._sink.close()
+            self._stream.close()
+            self.partial.replace(self.path)
+        finally:
+            self._discard()
+
+    def _discard(self) -> None:
+        sink = getattr(self, "_sink", None)
+        if sink is not None:
+            with contextlib.suppress(Exception):  # a half-written Parquet footer: discarded
+                sink.close()
+        self._stream.close()
+        self.partial.unlink(missing_ok=True)
+
+
+# -- local folders ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a batch run is: files done, rows scored, bytes of input behind us."""
+
+    files_done: int
+    files_total: int
+    rows: int
+    bytes_done: float
+    bytes_total: int
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a batch run did."""
+
+    files: int
+    rows: int
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("inf")
+
+
+class _Tracker:
+    """Counts rows and input bytes for the progress callback."""
+
+    def __init__(
+        self, files: int, total_bytes: int, progress: Callable[[Progress], None] | None
+    ) -> None:
+        self.files, self.total_bytes, self.progress = files, total_bytes, progress
+        self.files_done = 0
+        self.rows = 0
+        self.bytes_done = 0
+        self.size = 0  # of the file being scored
+
+    def chunk(self, rows: int, fraction: float) -> None:
+        self.rows += rows
+        self._report(self.bytes_done + self.size * fraction)
+
+    def file_done(self) -> None:
+        self.files_done += 1
+        self.bytes_done += self.size
+        self._report(self.bytes_done)
+
+    def _report(self, bytes_done: float) -> None:
+        if self.progress is not None:
+            self.progress(
+                Progress(self.files_done, self.files, self.rows, bytes_done, self.total_bytes)
+            )
 
 
 def input_files(input_dir: Path) -> list[Path]:
@@ -159,32 +565,73 @@ def input_files(input_dir: Path) -> list[Path]:
     )
 
 
+def score_sources(
+    model: LoadedModel,
+    sources: Iterable[tuple[Path, str]],
+    output_file: Path,
+    progress: Callable[[Progress], None] | None = None,
+) -> Summary:
+    """Score (path, source name) pairs into one output file, atomically; return the summary."""
+    started = time.perf_counter()
+    files = list(sources)
+    sizes = [path.stat().st_size for path, _ in files]
+    tracker = _Tracker(len(files), sum(sizes), progress)
+    with AtomicOutput(output_file) as sink:
+        for (path, source), size in zip(files, sizes, strict=True):
+            tracker.size = size
+            score_file(model, path, source, sink, tracker.chunk)
+            tracker.file_done()
+    return Summary(files=len(files), rows=tracker.rows, seconds=time.perf_counter() - started)
+
+
 def score_files(
-    bundle_dir: Path, input_dir: Path, output_file: Path, expected_digest: str | None = None
-) -> int:
-    """Score every CSV/Parquet file under `input_dir` into `output_file`; return the row count.
+    bundle_dir: Path,
+    input_dir: Path,
+    output_file: Path,
+    expected_digest: str | None = None,
+    progress: Callable[[Progress], None] | None = None,
+) -> Summary:
+    """Score every CSV/Parquet file under `input_dir` into `output_file`.
 
     The bundle is verified first (against `expected_digest` when given). The output is CSV with
-    a header, or Parquet when `output_file` ends in .parquet. Raises ModelLoadError or
+    a header, or Parquet when `output_file` ends in .parquet or .pq. Raises ModelLoadError or
     InputError (with file, row and column) and writes nothing if any file is invalid.
     """
     model = load_model(bundle_dir, expected_digest)
     files = input_files(input_dir)
     if not files:
         raise InputError(BAD_REQUEST, f"{input_dir} holds no files to score")
-    frames = []
-    for path in files:
-        source = path.relative_to(input_dir).as_posix()
-        frames.append(score_frame(model, read_table(path), source))
-    result = _concat(frames)
-    output_file.parent.mkdir(parents=True, exist_ok=True)
-    partial = output_file.with_name(f".{output_file.name}.{os.getpid()}.partial")
-    try:
-        if output_file.suffix.lower() in (".parquet", ".pq"):
-            result.to_parquet(partial, index=False)
-        else:
-            result.to_csv(partial, index=False)
-        partial.replace(output_file)  # readers never see half a file
-    finally:
-        partial.unlink(missing_ok=True)
-    return len(result)
+    sources = [(path, path.relative_to(input_dir).as_posix()) for path in files]
+    return score_sources(model, sources, output_file, progress)
+
+
+def merge_parts(parts_dir: Path, output_file: Path) -> Summary:
+    """Concatenate the parts `run()` wrote (one per input file) into one CSV or Parquet file.
+
+    Parts are taken in name order (input file name first), read chunk by chunk, and written
+    atomically, exactly as `score_files()` writes a local run.
+    """
+    started = time.perf_counter()
+    parts = sorted(
+        path for path in parts_dir.rglob(f"*{PART_SUFFIX}") if not path.name.startswith(".")
+    )
+    rows = 0
+    with AtomicOutput(output_file) as sink:
+        for part in parts:
+            file = pq.ParquetFile(part)
+            if not file.schema_arrow.equals(OUTPUT_SCHEMA):
+                raise InputError(
+                    BAD_REQUEST,
+                    f"{part.name} is not a part written by scoring/batch_driver.py "
+                    f"(columns {', '.join(file.schema_arrow.names)})",
+                )
+            for batch in file.iter_batches(batch_size=CHUNK_ROWS):
+                if not batch.num_rows:
+                    continue
+                matrix = np.column_stack(
+                    [batch.column(name).to_numpy(zero_copy_only=False) for name in FEATURES]
+                )
+                predictions = batch.column(PREDICTION_COLUMN).to_numpy(zero_copy_only=False)
+                sink.write(batch.column(SOURCE_COLUMN)[0].as_py(), matrix, predictions)
+                rows += batch.num_rows
+    return Summary(files=len(parts), rows=rows, seconds=time.perf_counter() - started)

@@ -2,8 +2,10 @@
 
 `mlops batch-score --target azure --input DIR --output FILE` registers DIR as a `uri_folder`
 data asset, makes sure the batch endpoint's default deployment serves the production model
-(`ridge-v<version>`, created on first use), submits the job, streams its log, and downloads
-the predictions file to FILE. Jobs run on the stack's training cluster, which scales to zero.
+(`ridge-v<version>`, created on first use), submits the job, streams its log, downloads
+the parts the driver wrote (one Parquet file per input file, `output_action: summary_only`) and
+merges them into FILE, CSV or Parquet by its suffix, exactly as a local run writes it. Jobs run
+on the stack's training cluster, which scales to zero.
 """
 
 from __future__ import annotations
@@ -140,16 +142,32 @@ def score(
             f"downloading the output of {job.name}",
             lambda: ml.jobs.download(name=job.name, download_path=scratch, output_name=OUTPUT_NAME),
         )
-        files = sorted(path for path in Path(scratch).rglob("*") if path.is_file())
-        if len(files) != 1:
-            raise MlopsError(
-                f"batch job {job.name} produced {len(files)} output files instead of one "
-                "predictions file"
-            )
-        rows = [line for line in files[0].read_text().splitlines() if line.strip()]
-    # Azure ML appends rows without column names; write them as `mlops batch-score` does locally.
-    from scoring.batch_driver import OUTPUT_COLUMNS
+        return merge_output(Path(scratch), input_dir, output, job.name)
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text("\n".join([",".join(OUTPUT_COLUMNS), *rows]) + "\n")
-    return len(rows)
+
+def merge_output(downloaded: Path, input_dir: Path, output: Path, job_name: str) -> int:
+    """Write the job's per-file parts to `output` (CSV or Parquet), as a local run writes it.
+
+    The driver writes one part per input file and Azure ML adds its summary file (Learn,
+    "Customize outputs in batch deployments": the `score` output holds the files the driver
+    wrote plus the `output_file_name` summary). A part per input file must be there: with
+    `error_threshold: -1` a rejected file fails only its mini-batch, and a predictions file
+    silently missing rows would be worse than none. Nothing is written unless all are there.
+    """
+    from scoring.batch_driver import PART_SUFFIX, input_files, merge_parts
+    from scoring.schema import InputError
+
+    parts = list(downloaded.rglob(f"*{PART_SUFFIX}"))
+    inputs = input_files(input_dir)
+    if len(parts) != len(inputs):
+        raise MlopsError(
+            f"batch job {job_name} scored {len(parts)} of {len(inputs)} input files; the job log "
+            "in Azure ML studio names the rejected files"
+        )
+    try:
+        summary = merge_parts(downloaded, output)
+    except InputError as error:
+        raise MlopsError(
+            f"the output of batch job {job_name} is unreadable: {error.message}"
+        ) from error
+    return summary.rows

@@ -476,7 +476,9 @@ def batch_deployment(
             instance_count=settings.instance_count,
             max_concurrency_per_instance=settings.max_concurrency_per_instance,
             mini_batch_size=settings.mini_batch_size,
-            output_action="append_row",
+            # The driver writes its own output files (scoring/batch_driver.py); Azure ML only
+            # writes its summary to output_file_name (Learn, how-to-deploy-model-custom-output).
+            output_action="summary_only",
             output_file_name=settings.output_file_name,
             retry_settings=BatchRetrySettings(
                 max_retries=settings.max_retries, timeout=settings.timeout_s

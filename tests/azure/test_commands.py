@@ -1,5 +1,6 @@
 """`--target azure` on the command line, the pipeline commands, package and batch scoring."""
 
+import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -13,8 +14,11 @@ from azure.core.exceptions import ClientAuthenticationError
 from infra.outputs import StackOutputs
 from pipelines.azure import commands
 from pipelines.azure.pipeline_job import PipelineSettings
+from pipelines.errors import MlopsError
 from pipelines.pipeline_commands import follow, submit
+from scoring.batch_driver import score_files
 from scoring.model_bundle import find_bundle
+from scoring.schema import InputError
 from tests.azure.conftest import MODEL, World
 from tests.azure.fakes import not_found, write_outputs
 
@@ -141,12 +145,52 @@ def test_pipeline_run_submits_streams_and_reports(
         follow(world.clients, dev, name)
 
 
-def test_batch_score_on_a_data_asset(
-    world: World, prod: StackOutputs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def run_batch_job(
+    bundle: Path, digest: str, inputs: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., None]:
+    """A jobs.download that runs the deployed driver as the job does and writes its `score`
+    output: the driver's own parts in AZUREML_BI_OUTPUT_PATH plus Azure ML's summary file
+    (output_action summary_only; Learn, how-to-deploy-model-custom-output)."""
+    from scoring import batch_driver
+
+    def download(name: str, download_path: str, output_name: str) -> None:
+        folder = Path(download_path) / "named-outputs" / output_name
+        monkeypatch.setenv("AZUREML_MODEL_DIR", str(bundle))
+        monkeypatch.setenv("MODEL_SHA256", digest)
+        monkeypatch.setenv("AZUREML_BI_OUTPUT_PATH", str(folder))
+        batch_driver.init()
+        done = []
+        for path in batch_driver.input_files(inputs):
+            # error_threshold -1: a rejected file fails its mini-batch, the job goes on.
+            with contextlib.suppress(InputError):
+                done += batch_driver.run([str(path)])  # mini_batch_size 1
+        (folder / "predictions.csv").write_text("\n".join(done) + "\n")
+
+    return download
+
+
+def batch_world(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("MLOPS_STACK", "prod")
     registry = world.registry()
     registry.set_production(registry.get("2"))
+    return registry
+
+
+def rows_folder(tmp_path: Path, files: dict[str, str]) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+HEADER = "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6\n"
+
+
+def test_batch_score_on_a_data_asset(
+    world: World, prod: StackOutputs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = batch_world(world, tmp_path, monkeypatch)
     ws = world.workspace(prod)
 
     def missing(**_: Any) -> Any:
@@ -159,14 +203,25 @@ def test_batch_score_on_a_data_asset(
     )
     ws.handlers["batch_endpoints.invoke"] = lambda **_: SimpleNamespace(name="batch-9")
     ws.handlers["jobs.get"] = lambda name: SimpleNamespace(status="Completed")
-    ws.handlers["jobs.download"] = downloads({"score": "a.csv,1,2,3,4,5,6,7,8,9,10,150.5\n"})
-    rows_in = tmp_path / "in"
-    rows_in.mkdir()
-    (rows_in / "a.csv").write_text("age\n1\n")
+    rows_in = rows_folder(
+        tmp_path,
+        {
+            "a file with spaces.csv": HEADER
+            + "0.01,0.02,0.03,0.04,0.05,0.06,0.07,0.08,0.09,0.1\n" * 3,
+            "b.csv": HEADER + "0,0,0,0,0,0,0,0,0,0\n",
+        },
+    )
+    bundle = registry.download(registry.get("2"), tmp_path / "model")
+    ws.handlers["jobs.download"] = run_batch_job(
+        bundle, world.store.v2.digest, rows_in, monkeypatch
+    )
     output = tmp_path / "out" / "predictions.csv"
     rows = commands.batch_score(rows_in, output, None, None, world.clients)
-    assert rows == 1
-    assert output.read_text().splitlines()[0].startswith("source_file,age,sex")
+    assert rows == 4
+    local = tmp_path / "local.csv"
+    score_files(bundle, rows_in, local, world.store.v2.digest)
+    assert output.read_bytes() == local.read_bytes()  # the same file as a local run
+    assert output.read_text().splitlines()[1].startswith("a file with spaces.csv,0.01,0.02,")
     assert [n for n in world.log.names() if not n.startswith("registry.")] == [
         "batch_deployments.get",
         "batch_deployments.begin_create_or_update",
@@ -181,6 +236,7 @@ def test_batch_score_on_a_data_asset(
     deployment = world.log.of("batch_deployments.begin_create_or_update")[0].arg
     assert isinstance(deployment, ModelBatchDeployment)
     assert deployment.name == "ridge-v2"
+    assert deployment.settings.output_action == "summary_only"
     assert deployment.settings.environment_variables["MODEL_SHA256"] == world.store.v2.digest
     endpoint = world.log.of("batch_endpoints.begin_create_or_update")[0].arg
     assert endpoint.defaults == {"deployment_name": "ridge-v2"}
@@ -189,6 +245,31 @@ def test_batch_score_on_a_data_asset(
     invoke = world.log.of("batch_endpoints.invoke")[0]
     assert invoke.kwargs["deployment_name"] == "ridge-v2"
     assert invoke.kwargs["inputs"]["input"].path == f"azureml:{data.name}:{data.version}"
+
+
+def test_batch_score_writes_nothing_when_the_job_skipped_a_file(
+    world: World, prod: StackOutputs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = batch_world(world, tmp_path, monkeypatch)
+    ws = world.workspace(prod)
+    ws.handlers["batch_deployments.get"] = lambda **_: SimpleNamespace(name="ridge-v2")
+    ws.handlers["batch_endpoints.get"] = lambda name: BatchEndpoint(
+        name=name, defaults={"deployment_name": "ridge-v2"}
+    )
+    ws.handlers["data.create_or_update"] = lambda data: SimpleNamespace(name=data.name, version="1")
+    ws.handlers["batch_endpoints.invoke"] = lambda **_: SimpleNamespace(name="batch-10")
+    ws.handlers["jobs.get"] = lambda name: SimpleNamespace(status="Completed")
+    rows_in = rows_folder(
+        tmp_path, {"good.csv": HEADER + "0,0,0,0,0,0,0,0,0,0\n", "bad.csv": HEADER + "x\n"}
+    )
+    bundle = registry.download(registry.get("2"), tmp_path / "model")
+    ws.handlers["jobs.download"] = run_batch_job(
+        bundle, world.store.v2.digest, rows_in, monkeypatch
+    )
+    output = tmp_path / "out" / "predictions.csv"
+    with pytest.raises(MlopsError, match="batch job batch-10 scored 1 of 2 input files"):
+        commands.batch_score(rows_in, output, None, None, world.clients)
+    assert not output.exists()
 
 
 def test_package_locally_assembles_the_build_context(

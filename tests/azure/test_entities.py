@@ -188,7 +188,7 @@ def test_batch_deployment(prod: StackOutputs, code: Path) -> None:
     assert data["compute"] == "azureml:cpu-cluster"
     assert data["model"].endswith("/models/diabetes-ridge/versions/7")
     assert data["code_configuration"]["scoring_script"] == "scoring/batch_driver.py"
-    assert data["settings"]["output_action"] == "append_row"
+    assert data["settings"]["output_action"] == "summary_only"
     assert data["settings"]["mini_batch_size"] == 10
     assert data["settings"]["environment_variables"] == {"MODEL_SHA256": DIGEST}
     assert data["settings"]["retry_settings"] == {"max_retries": 2, "timeout": 300}
