@@ -4,9 +4,10 @@ Collection goes through `azureml-ai-monitoring`'s `Collector` (the names `model_
 `model_outputs` are the ones Azure ML model monitoring expects), with `on_error` so that it can
 never break scoring. Importing the SDK pulls in pandas and requests (about 1 s on this machine),
 so nothing here is imported on the cold-start path: a background thread imports the SDK after
-init() returned, requests only put (rows, predictions, request id) on a bounded queue, and the
-same thread builds the DataFrames and hands them to the SDK. Rows submitted while the SDK is
-still loading wait in the queue; when the queue is full, rows are dropped and counted.
+init() returned, requests only append (rows, predictions, request id) to a bounded deque, and
+the same thread, every BATCH_INTERVAL_S, turns what is pending into one DataFrame per
+collection and hands it to the SDK. Rows submitted while the SDK is still loading wait; when
+DEFAULT_CAPACITY requests are pending, further ones are dropped and counted.
 
 Locally (SCORING_COLLECT_DIR set) the SDK runs in local-capture mode, which logs each payload to
 its `local.capture` logger; `CaptureFileHandler` turns those records into the files Azure ML's
@@ -24,11 +25,11 @@ payload's correlationid alone cannot identify a row): the request id for a one-r
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
 import os
-import queue
 import threading
 import time
 import uuid
@@ -44,7 +45,9 @@ CORRELATION_COLUMN = "correlationid"  # the column Learn suggests for per-row id
 AGENT = "azureml-ai-monitoring (local capture)"
 OUTPUTS = "model_outputs"
 CAPTURE_LOGGER = "local.capture"  # the monitoring SDK's logger for local capture
-DEFAULT_CAPACITY = 10_000
+DEFAULT_CAPACITY = 10_000  # requests waiting for the next batch; beyond this they are dropped
+BATCH_INTERVAL_S = 0.5  # how often pending requests become payloads
+MAX_PAYLOAD_ROWS = 1_000  # rows per payload (no documented limit found; keeps each ~250 kB)
 _MAX_DISTINCT_ERRORS = 20
 
 _LOG = logging.getLogger("azmlinfsrv.score.collection")
@@ -121,12 +124,49 @@ def _sdk_queue() -> Any:
         return None
 
 
-class DataCollection:
-    """Asynchronous collection of model inputs and outputs; never raises into scoring."""
+def batches(items: list[_Item], max_rows: int) -> list[list[_Item]]:
+    """Consecutive requests grouped into payloads of at most `max_rows` rows (one request at
+    least, however many rows it has)."""
+    groups: list[list[_Item]] = []
+    rows = 0
+    for item in items:
+        if groups and rows + len(item[0]) <= max_rows:
+            groups[-1].append(item)
+            rows += len(item[0])
+        else:
+            groups.append([item])
+            rows = len(item[0])
+    return groups
 
-    def __init__(self, capture_dir: Path | None = None, *, capacity: int = DEFAULT_CAPACITY):
+
+class DataCollection:
+    """Asynchronous, batched collection of model inputs and outputs; never raises into scoring.
+
+    Where the time went (py-spy on a worker at concurrency 8, docs/performance.md): not in the
+    DataFrames themselves but in waking two threads per request. Each `submit` notified the
+    collection thread, which took the GIL away from the request thread, built two DataFrames and
+    woke the SDK's sender thread, twice. Now `submit` only appends to a deque (no lock, no
+    wake-up), and the collection thread wakes every `interval_s` to turn everything pending into
+    one DataFrame per collection and payload of up to `max_rows` rows. Each row keeps its own
+    correlation id column, which is what the feedback join reads.
+    """
+
+    def __init__(
+        self,
+        capture_dir: Path | None = None,
+        *,
+        capacity: int = DEFAULT_CAPACITY,
+        interval_s: float = BATCH_INTERVAL_S,
+        max_rows: int = MAX_PAYLOAD_ROWS,
+    ):
         self.capture_dir = capture_dir
-        self._queue: queue.Queue[_Item | None] = queue.Queue(capacity)
+        self.capacity = capacity
+        self.interval_s = interval_s
+        self.max_rows = max_rows
+        self._pending: collections.deque[_Item] = collections.deque()
+        self._in_hand = 0  # requests taken off the deque and not yet handed to the SDK
+        self._wake = threading.Event()
+        self._stopping = False
         self._thread: threading.Thread | None = None
         self.ready = threading.Event()
         self.failure: str | None = None
@@ -135,42 +175,43 @@ class DataCollection:
         self._downstream: Any = None  # the SDK's payload queue, once loaded
 
     def start(self) -> None:
-        """Load the SDK on a background thread, then collect whatever is queued."""
+        """Load the SDK on a background thread, then collect whatever is pending."""
         self._thread = threading.Thread(
             target=self._run, name="scoring-data-collection", daemon=True
         )
         self._thread.start()
 
     def submit(self, inputs: np.ndarray, outputs: np.ndarray, request_id: str) -> None:
-        """Queue one request's rows and predictions (cheap: no pandas, no I/O here)."""
+        """Keep one request's rows and predictions for the next batch (an append, nothing more)."""
         if self.failure is not None:
             return
-        try:
-            self._queue.put_nowait((inputs, outputs, request_id))
-        except queue.Full:
+        if len(self._pending) >= self.capacity:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 _LOG.warning("data collection queue is full: %d request(s) dropped", self.dropped)
+            return
+        self._pending.append((inputs, outputs, request_id))
+
+    def pending(self) -> int:
+        """Requests not yet handed to the SDK."""
+        return len(self._pending) + self._in_hand
 
     def flush(self, timeout_s: float = 10.0) -> bool:
-        """Wait until every queued item went through the SDK's queue; True if it did in time."""
+        """Send what is pending now and wait until the SDK's queue is empty; True if in time."""
         deadline = time.monotonic() + timeout_s
-        while self._queue.unfinished_tasks or (
-            self._downstream is not None and self._downstream.length() > 0
-        ):
-            if time.monotonic() > deadline:
+        self._wake.set()
+        while self.pending() or (self._downstream is not None and self._downstream.length() > 0):
+            if time.monotonic() > deadline or self.failure is not None:
                 return False
             time.sleep(0.01)
         return True
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop the background thread after it handled what is queued."""
+        """Stop the background thread after it handed what is pending to the SDK."""
         if self._thread is None:
             return
-        try:
-            self._queue.put(None, timeout=timeout_s)
-        except queue.Full:
-            return
+        self._stopping = True
+        self._wake.set()
         self._thread.join(timeout_s)
 
     def on_error(self, error: Exception) -> None:
@@ -187,27 +228,29 @@ class DataCollection:
         except Exception as error:
             self.failure = f"{type(error).__name__}: {error}"
             _LOG.warning("data collection is off: %s", self.failure)
-            self._discard_queue()
+            self._pending.clear()
             return
         self.ready.set()
         while True:
-            item = self._queue.get()
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            stopping = self._stopping
+            self._drain(sink)
+            if stopping:
+                return
+
+    def _drain(self, sink: Any) -> None:
+        taken: list[_Item] = []
+        while self._pending:
+            taken.append(self._pending.popleft())
+            self._in_hand += 1
+        for group in batches(taken, self.max_rows):
             try:
-                if item is None:
-                    return
-                sink(*item)
+                sink(group)
             except Exception as error:
                 self.on_error(error)
             finally:
-                self._queue.task_done()
-
-    def _discard_queue(self) -> None:
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                return
-            self._queue.task_done()
+                self._in_hand -= len(group)
 
     def _create_sink(self) -> Any:
         if self.capture_dir is not None:
@@ -240,22 +283,24 @@ class DataCollection:
         sdk_queue = _sdk_queue()
         self._downstream = sdk_queue
 
-        def sink(inputs: np.ndarray, outputs: np.ndarray, request_id: str) -> None:
-            # Backpressure: the SDK drops payloads when its own queue (1500) is full, while
-            # ours absorbs bursts and counts what it has to drop.
+        def sink(group: list[_Item]) -> None:
+            # Backpressure: the SDK drops payloads when its own queue (1500) is full.
             if sdk_queue is not None:
                 deadline = time.monotonic() + 5
                 while sdk_queue.length() >= sdk_queue.capacity() - 2:
                     if time.monotonic() > deadline:
                         break
                     time.sleep(0.002)
-            # The request id correlates inputs with outputs, and both with the server log.
-            context = BasicCorrelationContext(id=request_id)
-            ids = row_ids(request_id, len(inputs))
-            frame = pd.DataFrame(inputs, columns=columns)
+            ids = [row for rows, _, request_id in group for row in row_ids(request_id, len(rows))]
+            # One request: its id is the payload's, as before; several: a batch id, shared by
+            # the inputs and outputs payloads (the rows carry the request ids).
+            payload_id = group[0][2] if len(group) == 1 else f"batch-{uuid.uuid4()}"
+            context = BasicCorrelationContext(id=payload_id)
+            frame = pd.DataFrame(np.concatenate([item[0] for item in group]), columns=columns)
             frame[CORRELATION_COLUMN] = ids
             inputs_collector.collect(frame, context)
-            predictions = pd.DataFrame(outputs.reshape(-1, 1), columns=output_columns)
+            outputs = np.concatenate([item[1].reshape(-1) for item in group]).reshape(-1, 1)
+            predictions = pd.DataFrame(outputs, columns=output_columns)
             predictions[CORRELATION_COLUMN] = ids
             outputs_collector.collect(predictions, context)
 

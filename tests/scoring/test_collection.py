@@ -8,10 +8,12 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipelines.scoring_env import REPO_ROOT, ensure_scoring_env, venv_python
-from scoring.collection import AGENT, CaptureFileHandler, row_ids
+from scoring.collection import AGENT, CaptureFileHandler, DataCollection, batches, row_ids
+from scoring.schema import FEATURES
 from tests.scoring.conftest import TrainedBundle
 
 
@@ -105,21 +107,27 @@ def test_collector_captures_inputs_and_outputs_locally(tmp_path: Path) -> None:
         from pathlib import Path
         from scoring.collection import DataCollection
         collection = DataCollection(Path({str(tmp_path)!r}))
-        # Submitted before the SDK is loaded: must wait in the queue, not be lost.
+        # Submitted before the SDK is loaded: must wait, not be lost.
         collection.submit(np.array([[0.1] * 10, [0.2] * 10]), np.array([150.0, 160.0]), "req-a")
         loaded_early = "azureml.ai.monitoring" in sys.modules
         collection.start()
         collection.submit(np.array([[0.3] * 10]), np.array([170.0]), "req-b")
         assert collection.ready.wait(30), collection.failure
         assert collection.flush(30)
+        # A burst below capacity: every request is collected, in order.
+        for index in range(3000):
+            row, prediction = np.full((1, 10), index / 1e4), np.array([float(index)])
+            collection.submit(row, prediction, f"r{{index}}")
+        assert collection.flush(30)
         collection.stop()
-        # The SDK's sender thread writes asynchronously: wait for the last line.
+        # The SDK's sender thread writes asynchronously: wait for the last row.
         import time
         deadline = time.monotonic() + 10
         folder = Path({str(tmp_path)!r}) / "model_outputs"
         while time.monotonic() < deadline:
-            lines = sum(len(p.read_text().splitlines()) for p in folder.rglob("*.jsonl"))
-            if lines == 2:
+            rows = sum(len(json.loads(line)["data"]) for p in folder.rglob("*.jsonl")
+                       for line in p.read_text().splitlines())
+            if rows == 3003:
                 break
             time.sleep(0.01)
         print(json.dumps({{"loaded_early": loaded_early, "failure": collection.failure,
@@ -129,28 +137,44 @@ def test_collector_captures_inputs_and_outputs_locally(tmp_path: Path) -> None:
     assert report == {"loaded_early": False, "failure": None, "dropped": 0}
     inputs = collected(tmp_path / "model_inputs")
     outputs = collected(tmp_path / "model_outputs")
-    assert [entry["correlationid"] for entry in inputs] == ["req-a", "req-b"]
-    assert inputs[0]["data"][1]["bmi"] == pytest.approx(0.2)  # type: ignore[index]
-    assert set(inputs[0]["data"][0]) == {  # type: ignore[index]
-        "age",
-        "sex",
-        "bmi",
-        "bp",
-        "s1",
-        "s2",
-        "s3",
-        "s4",
-        "s5",
-        "s6",
-        "correlationid",
-    }
-    assert {entry["correlationid"]: entry["data"] for entry in outputs} == {
-        "req-a": [
-            {"prediction": 150.0, "correlationid": "req-a:0"},
-            {"prediction": 160.0, "correlationid": "req-a:1"},
-        ],
-        "req-b": [{"prediction": 170.0, "correlationid": "req-b"}],
-    }
+    input_rows = [row for entry in inputs for row in entry["data"]]  # type: ignore[attr-defined]
+    output_rows = [row for entry in outputs for row in entry["data"]]  # type: ignore[attr-defined]
+    ids = ["req-a:0", "req-a:1", "req-b", *(f"r{index}" for index in range(3000))]
+    assert [row["correlationid"] for row in input_rows] == ids
+    assert [row["correlationid"] for row in output_rows] == ids
+    assert input_rows[1]["bmi"] == pytest.approx(0.2)
+    assert set(input_rows[0]) == {*FEATURES, "correlationid"}
+    assert output_rows[:3] == [
+        {"prediction": 150.0, "correlationid": "req-a:0"},
+        {"prediction": 160.0, "correlationid": "req-a:1"},
+        {"prediction": 170.0, "correlationid": "req-b"},
+    ]
+    assert [row["prediction"] for row in output_rows[3:]] == [float(i) for i in range(3000)]
+    # Batched: a few payloads, none above the row limit; inputs and outputs pair up by id.
+    assert len(inputs) < 100
+    assert max(len(entry["data"]) for entry in inputs) <= 1000  # type: ignore[arg-type]
+    assert [e["correlationid"] for e in inputs] == [e["correlationid"] for e in outputs]
+
+
+def test_submissions_beyond_capacity_are_dropped_and_counted() -> None:
+    collection = DataCollection(capacity=3)  # not started: nothing drains
+    for index in range(5):
+        collection.submit(np.zeros((1, 10)), np.zeros(1), f"r{index}")
+    assert (collection.pending(), collection.dropped) == (3, 2)
+
+
+def test_batches_group_requests_up_to_the_row_limit() -> None:
+    def item(rows: int) -> tuple[np.ndarray, np.ndarray, str]:
+        return (np.zeros((rows, 10)), np.zeros(rows), str(rows))
+
+    groups = batches([item(1), item(2), item(3), item(5), item(1)], max_rows=4)
+    assert [[request for _, _, request in group] for group in groups] == [
+        ["1", "2"],
+        ["3"],
+        ["5"],  # one request larger than the limit still goes, alone
+        ["1"],
+    ]
+    assert batches([], max_rows=4) == []
 
 
 @pytest.mark.integration

@@ -219,8 +219,10 @@ def test_inputs_and_outputs_are_collected_with_the_request_id(server: InferenceS
         for path in collected.rglob("*.jsonl"):  # <collection>/<yyyy>/<MM>/<dd>/<HH>/<id>.jsonl
             for line in path.read_text().splitlines():
                 entry = json.loads(line)
-                if entry["correlationid"] == "it-collect-7":
-                    found[entry["type"].rsplit(".", 1)[1]] = entry["data"]
+                # Payloads batch requests; each row carries its request's id.
+                rows = [r for r in entry["data"] if r["correlationid"].startswith("it-collect-7")]
+                if rows:
+                    found[entry["type"].rsplit(".", 1)[1]] = rows
         time.sleep(0.1)
     # The SDK serialises with pandas' to_json: 10 decimal places.
     assert [row["bmi"] for row in found["model_inputs"]] == pytest.approx([ROW[2]] * 2, abs=1e-10)
