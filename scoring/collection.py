@@ -142,7 +142,7 @@ def batches(items: list[_Item], max_rows: int) -> list[list[_Item]]:
 class DataCollection:
     """Asynchronous, batched collection of model inputs and outputs; never raises into scoring.
 
-    Where the time went (py-spy on a worker at concurrency 8, docs/performance.md): not in the
+    Where the time went (py-spy on a worker at concurrency 8): not in the
     DataFrames themselves but in waking two threads per request. Each `submit` notified the
     collection thread, which took the GIL away from the request thread, built two DataFrames and
     woke the SDK's sender thread, twice. Now `submit` only appends to a deque (no lock, no
