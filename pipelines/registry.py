@@ -13,13 +13,15 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import MlopsError
 from pipelines.settings import PRODUCTION_ALIAS
-from scoring.model_bundle import IntegrityError, verify_bundle
+from pipelines.tags import checked_tags
+from scoring.model_bundle import GOLDEN_SAMPLE, IntegrityError, file_sha256, verify_bundle
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -30,7 +32,9 @@ TAG_DIGEST = "model_sha256"
 TAG_RUN = "run_id"
 TAG_DATA = "data_sha256"
 TAG_COMMIT = "git_commit"
-TAG_GOLDEN = "golden_predictions"
+# The golden sample itself lives in the bundle (golden.json, covered by the manifest): as a
+# tag it exceeds Azure ML's 1,000-character limit on tag values (pipelines.tags).
+TAG_GOLDEN = "golden_sha256"
 METRIC_TAG_PREFIX = "metric."
 
 MODEL_ARTIFACT_PATH = "model"
@@ -75,16 +79,14 @@ class RegisteredVersion:
             if key.startswith(METRIC_TAG_PREFIX)
         }
 
-    @property
-    def golden(self) -> dict[str, Any]:
-        """Golden rows and the predictions the served model must reproduce."""
-        try:
-            golden: dict[str, Any] = json.loads(self.tags[TAG_GOLDEN])
-        except (KeyError, ValueError) as error:
+    def require_golden_digest(self) -> str:
+        """The sha256 of the bundle's golden.json recorded at registration."""
+        if not self.tags.get(TAG_GOLDEN):
             raise MlopsError(
-                f"{self.ref} has no readable golden predictions; register it again with mlops run"
-            ) from error
-        return golden
+                f"{self.ref} has no golden sample digest ({TAG_GOLDEN}); register it again with "
+                "mlops run"
+            )
+        return self.tags[TAG_GOLDEN]
 
     @property
     def ref(self) -> str:
@@ -95,6 +97,24 @@ class RegisteredVersion:
     def in_production(self) -> bool:
         """Whether the production alias points here."""
         return PRODUCTION_ALIAS in self.aliases
+
+
+def read_golden(bundle: Path, version: RegisteredVersion, expected: str) -> dict[str, Any]:
+    """golden.json of a verified bundle, checked against the digest tagged on the version."""
+    path = bundle / GOLDEN_SAMPLE
+    if not path.is_file() or file_sha256(path) != expected:
+        raise MlopsError(
+            f"{version.ref} has no golden sample matching its {TAG_GOLDEN} tag; register it "
+            "again with mlops run"
+        )
+    try:
+        golden: dict[str, Any] = json.loads(path.read_text())
+        rows, predictions = golden["rows"], golden["predictions"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise MlopsError(f"{version.ref} has an unreadable golden sample ({error})") from error
+    if not rows or len(rows) != len(predictions):
+        raise MlopsError(f"{version.ref} has an empty or ragged golden sample")
+    return golden
 
 
 class ModelRegistry:
@@ -142,7 +162,7 @@ class ModelRegistry:
             self.model_name,
             source=f"runs:/{run_id}/{MODEL_ARTIFACT_PATH}",
             run_id=run_id,
-            tags=tags,
+            tags=checked_tags(tags, f"the new version of {self.model_name}"),
         )
         return self._wrap(version)
 
@@ -209,6 +229,12 @@ class ModelRegistry:
     def set_production(self, version: RegisteredVersion) -> None:
         """Move the production alias to this version."""
         self.client.set_registered_model_alias(version.name, PRODUCTION_ALIAS, version.version)
+
+    def golden(self, version: RegisteredVersion) -> dict[str, Any]:
+        """The golden rows and predictions of a version, read from its verified bundle."""
+        expected = version.require_golden_digest()
+        with tempfile.TemporaryDirectory() as scratch:
+            return read_golden(self.download(version, Path(scratch) / "bundle"), version, expected)
 
     def download(self, version: RegisteredVersion, dest: Path) -> Path:
         """Download the version's bundle and verify it against its registered digest.

@@ -98,7 +98,7 @@ def run_release(
     )
 
     check_stage(stage)
-    check_releasable(version)
+    golden = check_releasable(target.registry, version)
     reports = report_folder(report_dir or settings.state_dir / "reports")
     what = {"all": "QA, then production blue/green", "qa": "QA only", "prod": "production only"}
     console.print(f"[bold]Releasing {version.ref}[/] ({what[stage]})")
@@ -111,6 +111,7 @@ def run_release(
             lambda line: console.print(f"  → {line}"),
             stage=stage,
             log=log,
+            golden=golden,
         )
     except BaseException:
         try:

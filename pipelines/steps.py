@@ -9,7 +9,6 @@ MLflow endpoint: only the tracking URI differs.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import tempfile
@@ -46,7 +45,14 @@ from pipelines.registry import (
     quiet_mlflow,
 )
 from pipelines.settings import EXPERIMENT_NAME, PROJECT_ROOT, Settings
-from scoring.model_bundle import IntegrityError, load_predictor, verify_bundle
+from pipelines.tags import checked_tags
+from scoring.model_bundle import (
+    GOLDEN_SAMPLE,
+    IntegrityError,
+    file_sha256,
+    load_predictor,
+    verify_bundle,
+)
 from training.data import FEATURES, TARGET, DataError, fingerprint, load_data
 from training.metrics import regression_metrics
 from training.model import TrainingConfig, fit_and_evaluate
@@ -249,7 +255,7 @@ def train(tracking: Tracking, config: TrainingConfig, data_path: Path | None) ->
         mlflow.start_run(experiment_id=tracking.experiment_id()) as run,
     ):
         bundle = Path(scratch) / MODEL_ARTIFACT_PATH
-        digest = write_bundle(result.model, bundle)
+        digest = write_bundle(result.model, bundle, result.golden)
         holdout = pd.DataFrame(split.x_test, columns=list(FEATURES)).assign(
             **{TARGET: split.y_test}
         )
@@ -261,14 +267,17 @@ def train(tracking: Tracking, config: TrainingConfig, data_path: Path | None) ->
             | {f"baseline_{key}": value for key, value in result.baseline_metrics.items()}
         )
         mlflow.set_tags(
-            {
-                TAG_DATA: data_sha256,
-                TAG_COMMIT: git_commit(),
-                TAG_DIGEST: digest,
-                TAG_GOLDEN: json.dumps(result.golden.to_dict()),
-                TAG_STAGE: "trained",
-                "data_rows": str(len(frame)),
-            }
+            checked_tags(
+                {
+                    TAG_DATA: data_sha256,
+                    TAG_COMMIT: git_commit(),
+                    TAG_DIGEST: digest,
+                    TAG_GOLDEN: file_sha256(bundle / GOLDEN_SAMPLE),
+                    TAG_STAGE: "trained",
+                    "data_rows": str(len(frame)),
+                },
+                f"run {run.info.run_id}",
+            )
         )
         mlflow.log_artifacts(str(bundle), MODEL_ARTIFACT_PATH)
         mlflow.log_artifact(str(holdout_file), str(Path(HOLDOUT_ARTIFACT).parent))
@@ -316,7 +325,9 @@ def evaluate(
         decision = reject_identical(decision, production.ref)
     tracking.client.log_metric(run_id, "gate_candidate_score", decision.candidate_score)
     tracking.client.log_metric(run_id, "gate_reference_score", decision.reference_score)
-    for key, value in (decision.as_tags() | {TAG_STAGE: f"gate-{decision.label}"}).items():
+    gate_tags = decision.as_tags() | {TAG_STAGE: f"gate-{decision.label}"}
+    checked_tags(run.data.tags | gate_tags, f"run {run_id}")
+    for key, value in gate_tags.items():
         tracking.client.set_tag(run_id, key, value)
     return run_id, decision
 

@@ -4,6 +4,8 @@ Layout (written by `training.bundle.write_bundle`)::
 
     MLmodel, model.pkl, ...   the MLflow scikit-learn flavour (the canonical model)
     linear_model.json         coefficients of a linear model, so serving needs numpy only
+    golden.json               holdout rows and the predictions the served model must give
+                              (smoke tests; too large for a registry tag, design note §9)
     manifest.json             sha256 of every other file and one digest over them all
 
 Only the standard library and numpy are imported here: this module runs inside the scoring
@@ -24,6 +26,7 @@ import numpy as np
 
 MANIFEST = "manifest.json"
 LINEAR_MODEL = "linear_model.json"
+GOLDEN_SAMPLE = "golden.json"
 PICKLED_MODEL = "model.pkl"
 BUNDLE_FORMAT = 1
 

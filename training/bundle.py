@@ -9,12 +9,13 @@ from pathlib import Path
 import sklearn
 from sklearn.linear_model import Ridge
 
-from scoring.model_bundle import LINEAR_MODEL, write_manifest
-from training.model import linear_spec
+from scoring.model_bundle import GOLDEN_SAMPLE, LINEAR_MODEL, write_manifest
+from training.model import GoldenSample, linear_spec
 
 
-def write_bundle(model: Ridge, dest: Path) -> str:
-    """Save the model as an MLflow sklearn model plus linear coefficients and a manifest.
+def write_bundle(model: Ridge, dest: Path, golden: GoldenSample) -> str:
+    """Save the model as an MLflow sklearn model, linear coefficients, the golden sample and a
+    manifest covering them all.
 
     Returns the bundle digest that registration records and every load verifies.
     """
@@ -32,4 +33,5 @@ def write_bundle(model: Ridge, dest: Path) -> str:
         pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
     )
     (dest / LINEAR_MODEL).write_text(json.dumps(linear_spec(model), indent=2))
+    (dest / GOLDEN_SAMPLE).write_text(json.dumps(golden.to_dict(), indent=2))
     return write_manifest(dest)

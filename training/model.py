@@ -55,7 +55,7 @@ class GoldenSample:
     predictions: list[float]
 
     def to_dict(self) -> dict[str, list[Any]]:
-        """JSON-ready form (stored as a registry tag and read by smoke tests)."""
+        """JSON-ready form (golden.json in the model bundle, read by the smoke tests)."""
         return {"rows": self.rows, "predictions": self.predictions}
 
 

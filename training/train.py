@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result = fit_and_evaluate(frame, config)
     args.output.mkdir(parents=True, exist_ok=True)
-    digest = write_bundle(result.model, args.output / "model")
+    digest = write_bundle(result.model, args.output / "model", result.golden)
     report = {
         "params": config.params(),
         "metrics": result.metrics,

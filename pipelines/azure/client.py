@@ -17,12 +17,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from infra.outputs import StackOutputs
 from pipelines.errors import MlopsError
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
     from azure.core.credentials import TokenCredential
+
+    # Type-only: infra/ is not in a job's code snapshot (CODE_PACKAGES).
+    from infra.outputs import StackOutputs
 
 ARM_SCOPE = "https://management.azure.com/.default"
 KEY_VAULT_SCOPE = "https://vault.azure.net/.default"

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.ai.ml.constants import AssetTypes
 from azure.ai.ml.entities import (
@@ -42,7 +42,6 @@ from azure.ai.ml.entities import (
     TargetUtilizationScaleSettings,
 )
 
-from infra.outputs import StackOutputs
 from pipelines.azure.invariants import (
     InvariantError,
     check_managed_scale,
@@ -52,6 +51,11 @@ from pipelines.azure.invariants import (
 )
 from pipelines.registry import TAG_DIGEST, RegisteredVersion
 from pipelines.settings import PROJECT_ROOT
+from pipelines.tags import checked_tags
+
+if TYPE_CHECKING:
+    # Type-only: infra/ is not in a job's code snapshot (CODE_PACKAGES).
+    from infra.outputs import StackOutputs
 
 SCORING_IMAGE_REPOSITORY = "diabetes-scoring"
 """Repository of the scoring image in each environment's ACR (tag: the model version)."""
@@ -134,7 +138,7 @@ def training_environment(pins: Mapping[str, str] | None = None) -> Environment:
         description="Training, gate and registration (pins from the project's uv.lock).",
         image=TRAINING_BASE_IMAGE,
         conda_file=spec,
-        tags={"source": "uv.lock"},
+        tags=checked_tags({"source": "uv.lock"}, f"environment {TRAINING_ENVIRONMENT}"),
     )
 
 
@@ -188,7 +192,10 @@ def scoring_environment(outputs: StackOutputs, version: RegisteredVersion) -> En
         version=image_tag(version),
         description=f"Scoring image for {version.ref} (scoring/Dockerfile).",
         image=scoring_image(outputs, image_tag(version)),
-        tags={"model": version.ref, TAG_DIGEST: version.digest},
+        tags=checked_tags(
+            {"model": version.ref, TAG_DIGEST: version.digest},
+            f"environment {SCORING_IMAGE_REPOSITORY}",
+        ),
     )
 
 
@@ -210,7 +217,7 @@ def registry_model(version: RegisteredVersion, bundle: Path, source: str) -> Mod
         type=AssetTypes.CUSTOM_MODEL,
         path=str(bundle),
         description="Diabetes progression, ridge regression (model bundle with manifest).",
-        tags={**version.tags, "source": source},
+        tags=checked_tags({**version.tags, "source": source}, version.ref),
         properties={TAG_DIGEST: version.digest, "run_id": version.run_id},
     )
 
@@ -317,7 +324,9 @@ def _common(
             code=str(code_dir), scoring_script="scoring/score.py"
         ),
         "app_insights_enabled": True,
-        "tags": {"model": version.ref, TAG_DIGEST: version.digest},
+        "tags": checked_tags(
+            {"model": version.ref, TAG_DIGEST: version.digest}, f"deployment {deployment}"
+        ),
         "description": f"{version.ref} (blue/green slot {deployment})",
     }
 

@@ -13,16 +13,20 @@ wiring without a network call (a named compute would be looked up).
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.ai.ml import Input, Output, dsl
 from azure.ai.ml.constants import AssetTypes
 from azure.ai.ml.entities import CommandComponent, Environment, PipelineJob
 
-from infra.outputs import StackOutputs
 from pipelines.gate import GateConfig
 from pipelines.settings import EXPERIMENT_NAME
+from pipelines.tags import checked_tags
 from training.model import TrainingConfig
+
+if TYPE_CHECKING:
+    # Type-only: infra/ is not in a job's code snapshot (CODE_PACKAGES).
+    from infra.outputs import StackOutputs
 
 COMPONENT_VERSION = "1"
 ENTRYPOINT = "python -m pipelines.azure.entrypoints"
@@ -168,7 +172,7 @@ class PipelineSettings:
 
 
 def build_pipeline(
-    components: TrainingComponents, outputs: StackOutputs, settings: PipelineSettings
+    components: TrainingComponents, outputs: "StackOutputs", settings: PipelineSettings
 ) -> PipelineJob:
     """The pipeline job on the stack's training cluster, in the project's MLflow experiment."""
     validate, train, gate, register = components.all()
@@ -236,5 +240,5 @@ def build_pipeline(
         min_improvement=settings.gate.min_improvement,
         model_name=settings.model_name,
     )
-    job.tags = {"model_name": settings.model_name}
+    job.tags = checked_tags({"model_name": settings.model_name}, f"pipeline job {PIPELINE_NAME}")
     return job

@@ -28,6 +28,7 @@ from pipelines.errors import MlopsError
 from pipelines.registry import _REF, TAG_DIGEST, TAG_RUN, ModelRegistry, RegisteredVersion
 from pipelines.settings import PRODUCTION_ALIAS, Settings
 from pipelines.steps import Tracking
+from pipelines.tags import checked_tags
 from scoring.model_bundle import MANIFEST, IntegrityError, verify_bundle
 
 if TYPE_CHECKING:
@@ -219,7 +220,7 @@ class AzureModelRegistry(ModelRegistry):
         tags[PRODUCTION_TAG] = _now()
         if previous is not None and previous.version != version.version:
             tags[PREVIOUS_TAG] = previous.version
-        model.tags = tags
+        model.tags = checked_tags(tags, version.ref)
         self.shared.models.create_or_update(model)
 
 

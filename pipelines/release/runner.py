@@ -96,10 +96,12 @@ class Runner:
         version: RegisteredVersion,
         progress: Progress = lambda _: None,
         log: ReleaseLog | None = None,
+        golden: dict[str, Any] | None = None,
     ) -> None:
         self.target = target
         self.registry = registry
         self.version = version
+        self.golden = golden if golden is not None else registry.golden(version)
         self.progress = progress
         self.log = log if log is not None else ReleaseLog(version=version.ref)
 
@@ -107,7 +109,7 @@ class Runner:
         deployment = step.deployment if step.action is Action.SMOKE_DEPLOYMENT else None
         client = self.target.client(step.endpoint, deployment)
         where = f"{step.endpoint}/{deployment}" if deployment else step.endpoint
-        report = smoke_test(where, client, self.version.golden)
+        report = smoke_test(where, client, self.golden)
         self.log.smoke_reports.append(report)
         self.progress(
             "  " + ", ".join(f"{c.name} {'ok' if c.passed else 'FAILED'}" for c in report.checks)
@@ -188,10 +190,14 @@ def check_stage(stage: str) -> str:
     return stage
 
 
-def check_releasable(version: RegisteredVersion) -> None:
-    """What a release needs from the version, checked before anything is deployed."""
+def check_releasable(registry: ModelRegistry, version: RegisteredVersion) -> dict[str, Any]:
+    """What a release needs from the version, checked before anything is deployed.
+
+    Returns the golden sample from the verified bundle: the smoke tests compare with it, so an
+    unreadable one is an error now, not after the QA deployment.
+    """
     version.require_digest()
-    _ = version.golden  # the smoke tests compare with it; unreadable is an error now, not later
+    return registry.golden(version)
 
 
 def release(
@@ -202,6 +208,7 @@ def release(
     traffic_stages: Sequence[int] | None = None,
     stage: str = "all",
     log: ReleaseLog | None = None,
+    golden: dict[str, Any] | None = None,
 ) -> ReleaseLog:
     """QA deploy and smoke test, then production blue/green; the alias moves last.
 
@@ -210,9 +217,9 @@ def release(
     the rollback and the error are recorded in it before the error propagates.
     """
     check_stage(stage)
-    check_releasable(version)
+    golden = golden if golden is not None else check_releasable(registry, version)
     log = log if log is not None else ReleaseLog(version=version.ref, stage=stage)
-    runner = Runner(target, registry, version, progress, log)
+    runner = Runner(target, registry, version, progress, log, golden)
     try:
         if stage in ("all", "qa"):
             runner.execute(qa_plan())

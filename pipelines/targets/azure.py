@@ -186,7 +186,7 @@ class AzureTarget:
         """QA: roll the container group's image. Production: create a blue/green deployment."""
         from pipelines.azure.image import ensure_image
 
-        self._golden_rows = list(version.golden["rows"]) or PROBE_ROWS
+        self._golden_rows = list(self.registry.golden(version)["rows"]) or PROBE_ROWS
         outputs = self.outputs(endpoint)
         with tempfile.TemporaryDirectory() as scratch:
             self.progress(f"image for {version.ref} in {outputs.acr_name}")

@@ -83,6 +83,7 @@ class Store:
     v1: RegisteredVersion
     v2: RegisteredVersion
     log: Log
+    goldens: dict[str, dict[str, Any]]  # model ref → the golden sample in its bundle
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +100,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
         run_id = train(tracking, TrainingConfig(alpha=alpha), None).run_id
         evaluate(tracking, run_id, GateConfig(min_improvement=-1e9))
         versions.append(register(tracking, run_id))
-    return Store(settings, shared, versions[0], versions[1], log)
+    goldens = {v.ref: tracking.registry.golden(v) for v in versions}
+    return Store(settings, shared, versions[0], versions[1], log, goldens)
 
 
 @pytest.fixture
@@ -158,8 +160,7 @@ def world(store: Store, stacks_dir: Path, tmp_path: Path, monkeypatch: pytest.Mo
     # Each test starts from the session's registry: same bundles on disk, its own tags.
     clients.shared.root = store.shared.root
     clients.shared.versions = copy.deepcopy(store.shared.versions)
-    goldens = {v.ref: v.golden for v in (store.v1, store.v2)}
-    http = FakeHttp(clients, goldens)
+    http = FakeHttp(clients, store.goldens)
     monkeypatch.setattr(httpx, "get", http.get)
     monkeypatch.setattr(httpx, "post", http.post)
     settings = replace(store.settings, state_dir=tmp_path / "state")

@@ -22,7 +22,7 @@ def test_registration_promotes_the_verified_bundle_with_every_tag(store: Store) 
         assert model.tags[key] == workspace.tags[key]
     assert model.tags["source"] == "dev/test"
     assert store.v1.source == f"azureml://registries/{REGISTRY}/models/{MODEL}/versions/1"
-    assert store.v1.golden["predictions"]
+    assert store.goldens[store.v1.ref]["predictions"]  # read back from the shared registry
 
 
 def test_promotion_is_idempotent_and_refuses_a_different_model(world: World) -> None:

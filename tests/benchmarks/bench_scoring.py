@@ -94,11 +94,12 @@ def build_bundle(dest: Path) -> str:
     """Train the model and write its bundle, as the training step does."""
     from training.bundle import write_bundle
     from training.data import bundled_diabetes
-    from training.model import TrainingConfig, split_data, train_model
+    from training.model import TrainingConfig, golden_sample, split_data, train_model
 
     config = TrainingConfig()
     split = split_data(bundled_diabetes(), config)
-    return write_bundle(train_model(split.x_train, split.y_train, config), dest)
+    model = train_model(split.x_train, split.y_train, config)
+    return write_bundle(model, dest, golden_sample(model, split, config))
 
 
 def body(rows: int) -> bytes:

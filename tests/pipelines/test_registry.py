@@ -33,7 +33,7 @@ def test_register_load_verify_round_trip(tracking: Tracking, tmp_path: Path) -> 
         "run_id",
         "data_sha256",
         "git_commit",
-        "golden_predictions",
+        "golden_sha256",
         "metric.rmse",
         "metric.mae",
         "metric.r2",
@@ -41,9 +41,13 @@ def test_register_load_verify_round_trip(tracking: Tracking, tmp_path: Path) -> 
     ):
         assert version.tags.get(tag), tag
     assert version.tags["gate.decision"] == "passed"
-    assert len(json.loads(version.tags["golden_predictions"])["predictions"]) == 5
     local = tracking.registry.download(version, tmp_path / "dl")
     assert verify_bundle(local) == version.digest
+    # The golden sample is a file of the bundle, covered by the manifest; the tag is its digest.
+    manifest = json.loads((local / "manifest.json").read_text())
+    assert manifest["files"]["golden.json"] == version.tags["golden_sha256"]
+    golden = tracking.registry.golden(version)
+    assert len(golden["rows"]) == len(golden["predictions"]) == 5
 
 
 def test_tampered_artifact_is_a_clear_error(

@@ -93,12 +93,13 @@ def test_batch_scoring_errors_name_the_model_version_not_a_temporary_folder(
     from pipelines.batch_commands import score_folder
     from training.bundle import write_bundle
     from training.data import bundled_diabetes
-    from training.model import TrainingConfig, split_data, train_model
+    from training.model import TrainingConfig, golden_sample, split_data, train_model
 
     config = TrainingConfig()
     split = split_data(bundled_diabetes(), config)
     bundle = tmp_path / "scratch" / "model" / "diabetes-ridge" / "3"
-    write_bundle(train_model(split.x_train, split.y_train, config), bundle)
+    model = train_model(split.x_train, split.y_train, config)
+    write_bundle(model, bundle, golden_sample(model, split, config))
     inputs = tmp_path / "in"
     inputs.mkdir()
     bundled_diabetes().drop(columns=["target"]).head(3).to_csv(inputs / "a.csv", index=False)

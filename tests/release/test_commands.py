@@ -54,7 +54,7 @@ def test_what_a_release_needs_is_checked_before_it_starts(
     registry().client.delete_model_version_tag("diabetes-ridge", "1", TAG_GOLDEN)
     code, out = mlops("release", "--report-dir", str(tmp_path / "reports"))
     assert code == 2
-    assert "diabetes-ridge:1 has no readable golden predictions" in out
+    assert "diabetes-ridge:1 has no golden sample digest (golden_sha256)" in out
     assert "Releasing" not in out
     assert nothing_deployed(state_dir)
     assert not (tmp_path / "reports").exists()

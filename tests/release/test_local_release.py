@@ -8,12 +8,13 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pipelines.errors import MlopsError
 from pipelines.gate import GateConfig
-from pipelines.registry import TAG_GOLDEN, RegisteredVersion
+from pipelines.registry import ModelRegistry, RegisteredVersion
 from pipelines.release.plan import PROD_ENDPOINT, QA_ENDPOINT
 from pipelines.release.runner import REPORT_FILE, ReleaseError, release
 from pipelines.release.smoke import smoke_test
@@ -63,7 +64,7 @@ def assert_v1_serves_production(store: Store) -> None:
     assert set(record.deployments) == {"blue"}
     assert record.deployments["blue"].version == "1"
     assert process_alive(record.deployments["blue"].pid)
-    report = smoke_test("prod", target.client(PROD_ENDPOINT), store.v1.golden)
+    report = smoke_test("prod", target.client(PROD_ENDPOINT), store.registry.golden(store.v1))
     assert report.passed, report.to_dict()
 
 
@@ -75,18 +76,24 @@ def test_first_release_put_v1_in_production(store: Store) -> None:
     assert oct(state_file.stat().st_mode & 0o777) == "0o600"  # it holds the endpoint key
 
 
-def with_wrong_golden(version: RegisteredVersion) -> RegisteredVersion:
-    """The version, expecting predictions its model does not make: every smoke test fails."""
-    wrong = json.loads(version.tags[TAG_GOLDEN])
-    wrong["predictions"] = [value + 1.0 for value in wrong["predictions"]]
-    return RegisteredVersion(
-        **{**version.__dict__, "tags": {**version.tags, TAG_GOLDEN: json.dumps(wrong)}}
-    )
+class WrongGoldenRegistry(ModelRegistry):
+    """The store's registry, expecting predictions the models do not make: smoke tests fail."""
+
+    def golden(self, version: RegisteredVersion) -> dict[str, Any]:
+        wrong = super().golden(version)
+        wrong["predictions"] = [value + 1.0 for value in wrong["predictions"]]
+        return wrong
+
+
+def wrong_golden_target(store: Store) -> LocalTarget:
+    registry = WrongGoldenRegistry(store.registry.tracking_uri, store.registry.model_name)
+    return LocalTarget(store.tracking.settings, registry)
 
 
 def test_qa_smoke_failure_leaves_production_untouched(store: Store) -> None:
+    target = wrong_golden_target(store)
     with pytest.raises(ReleaseError, match="smoke test of qa failed its golden check"):
-        release(store.target(), store.registry, with_wrong_golden(store.v2))
+        release(target, target.registry, store.v2)
     assert_v1_serves_production(store)
 
 
@@ -111,9 +118,7 @@ def release_with_report(
 
 
 def test_a_failed_qa_release_writes_its_report(store: Store, tmp_path: Path) -> None:
-    report = release_with_report(
-        store, store.target(), with_wrong_golden(store.v2), tmp_path / "reports"
-    )
+    report = release_with_report(store, wrong_golden_target(store), store.v2, tmp_path / "reports")
     assert report["outcome"] == "failed"  # QA has nothing to roll back to
     assert report["failed_step"] == "smoke test endpoint qa"
     assert "smoke test of qa failed its golden check" in report["error"]
@@ -201,8 +206,10 @@ def test_successful_release_moves_alias_and_retires_blue_then_teardown(
     assert not process_alive(blue_pid)
     assert all(report.passed for report in log.smoke_reports)
     # and the endpoint serves v2's golden predictions, not v1's
-    assert smoke_test("prod", target.client(PROD_ENDPOINT), store.v2.golden).passed
-    assert not smoke_test("prod", target.client(PROD_ENDPOINT), store.v1.golden).passed
+    assert smoke_test("prod", target.client(PROD_ENDPOINT), store.registry.golden(store.v2)).passed
+    assert not smoke_test(
+        "prod", target.client(PROD_ENDPOINT), store.registry.golden(store.v1)
+    ).passed
 
     pids = [d.pid for r in target.endpoints() for d in r.deployments.values()]
     assert target.teardown()

@@ -18,7 +18,7 @@ from werkzeug.test import EnvironBuilder
 from scoring import score
 from training.bundle import write_bundle
 from training.data import bundled_diabetes
-from training.model import TrainingConfig, predict, split_data, train_model
+from training.model import TrainingConfig, golden_sample, predict, split_data, train_model
 
 SCORING_VARIABLES = (
     "SCORING_MAX_ROWS",
@@ -60,7 +60,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> TrainedBundle:
     split = split_data(bundled_diabetes(), config)
     model = train_model(split.x_train, split.y_train, config)
     path = tmp_path_factory.mktemp("bundle") / "model"
-    digest = write_bundle(model, path)
+    digest = write_bundle(model, path, golden_sample(model, split, config))
     return TrainedBundle(path=path, digest=digest, model=model, rows=split.x_test)
 
 
