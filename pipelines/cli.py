@@ -18,6 +18,7 @@ from pipelines.console import console, err_console
 from pipelines.errors import MlopsError
 from pipelines.gate_summary import write_gate_summary
 from pipelines.infra_commands import infra_app
+from pipelines.monitoring.commands import feedback_command, monitor_command
 from pipelines.options import (
     Alpha,
     DataPath,
@@ -459,6 +460,8 @@ app.command("serve")(serve_command)
 app.add_typer(endpoints_app, name="endpoints")
 app.command("batch-score")(batch_score_command)
 app.command("teardown")(teardown_command)
+app.command("monitor")(monitor_command)
+app.command("feedback")(feedback_command)
 app.add_typer(models_app, name="models")
 app.add_typer(infra_app, name="infra")
 app.add_typer(pipeline_app, name="pipeline")

@@ -53,7 +53,7 @@ from scoring.model_bundle import (
     load_predictor,
     verify_bundle,
 )
-from training.data import FEATURES, TARGET, DataError, fingerprint, load_data
+from training.data import COLUMNS, FEATURES, TARGET, DataError, fingerprint, load_data
 from training.metrics import regression_metrics
 from training.model import TrainingConfig, fit_and_evaluate
 from training.validation import Finding, load_profile, validate
@@ -122,13 +122,29 @@ def git_commit() -> str:
     return f"{commit}-dirty.{hashlib.sha256(changes).hexdigest()[:12]}"
 
 
+def load_table(data_path: Path | None) -> pd.DataFrame:
+    """The bundled data, a CSV/Parquet file, or a training data set version (`<name>:<n>`)."""
+    if data_path is not None and not data_path.exists():
+        from pipelines.monitoring.datasets import parse_ref
+
+        ref = parse_ref(str(data_path))
+        if ref is not None:
+            from pipelines.monitoring.datasets import read_version
+            from pipelines.monitoring.store import local_store
+            from pipelines.settings import load_settings
+
+            table, _ = read_version(local_store(load_settings()), ref)
+            return table.reindex(columns=list(COLUMNS))
+    try:
+        return load_data(data_path)
+    except DataError as error:
+        raise MlopsError(str(error)) from error
+
+
 def load_and_validate(data_path: Path | None) -> pd.DataFrame:
     """The data tests stage: load the table and run every validation rule."""
     source = str(data_path) if data_path else "the bundled diabetes data"
-    try:
-        frame = load_data(data_path)
-    except DataError as error:
-        raise MlopsError(str(error)) from error
+    frame = load_table(data_path)
     findings = validate(frame, load_profile())
     if findings:
         raise DataValidationError(source, findings)

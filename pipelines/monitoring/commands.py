@@ -1,0 +1,175 @@
+"""`mlops monitor` and `mlops feedback`: the local loop's commands.
+
+On Azure, Azure ML's MonitorSchedule does the monitoring (created by the release with the same
+thresholds, `pipelines/azure/monitoring.py`) and a breach reaches the retrain pipeline through
+Event Grid; these commands serve the local target. Heavy libraries (scipy, matplotlib, the
+storage SDK) are imported inside the commands, never at CLI start-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from pipelines.console import console, display_path
+from pipelines.options import ModelName, TargetName
+
+if TYPE_CHECKING:
+    from pipelines.monitoring.monitor import MonitorRun
+    from pipelines.monitoring.store import BlobStore
+    from pipelines.settings import Settings
+    from pipelines.steps import Tracking
+    from pipelines.targets.local import LocalTarget
+
+DRIFT_EXIT_CODE = 4  # the gate's rejection is 3
+
+Window = Annotated[
+    str,
+    typer.Option("--window", help="How far back to read collected data: e.g. 90m, 24h, 7d."),
+]
+Endpoint = Annotated[str, typer.Option("--endpoint", help="The endpoint whose data to read.")]
+Deployment = Annotated[
+    str | None,
+    typer.Option("--deployment", help="The deployment whose data to read. [default: the live one]"),
+]
+
+
+def _local(model_name: str | None) -> tuple[Settings, Tracking, LocalTarget, BlobStore]:
+    from pipelines.monitoring.store import local_store
+    from pipelines.release_commands import serving_target
+    from pipelines.steps import Tracking
+    from pipelines.targets.local import LocalTarget
+
+    settings, local = serving_target(TargetName.local, model_name)
+    assert isinstance(local, LocalTarget)
+    return settings, Tracking(settings), local, local_store(settings)
+
+
+def print_run(run: MonitorRun) -> None:
+    """The verdict, the drift table and where the report is."""
+    from pipelines.monitoring.drift import OUTCOME_DRIFT, OUTCOME_TOO_LITTLE
+    from pipelines.monitoring.report import TABLE_HEADER, headline, table_rows
+    from pipelines.monitoring.thresholds import THRESHOLDS
+
+    evaluation, context = run.evaluation, run.context
+    if evaluation.columns:
+        table = Table(
+            title=f"Drift: {context.endpoint}/{context.deployment} ({context.model}) vs "
+            f"{context.reference}, {context.window_label}",
+            title_justify="left",
+        )
+        for heading in TABLE_HEADER:
+            table.add_column(heading, overflow="fold")
+        for row in table_rows(evaluation):
+            table.add_row(*row, style="yellow" if row[-1] != "ok" else None)
+        console.print(table)
+    colour = {OUTCOME_DRIFT: "yellow", OUTCOME_TOO_LITTLE: "cyan"}.get(evaluation.outcome, "green")
+    console.print(f"[{colour}]{headline(evaluation, THRESHOLDS)}[/]")
+    console.print(f"  report: {', '.join(display_path(path) for path in run.files)}")
+
+
+def monitor_command(
+    window: Window = "24h",
+    endpoint: Endpoint = "prod",
+    deployment: Deployment = None,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--report-dir",
+            help="Where to write monitor.json, monitor.md and drift.png. "
+            "[default: .mlops/monitoring/<endpoint>-<deployment>]",
+            file_okay=False,
+        ),
+    ] = None,
+    fail_on_drift: Annotated[
+        bool,
+        typer.Option("--fail-on-drift", help=f"Exit with code {DRIFT_EXIT_CODE} on a breach."),
+    ] = False,
+    trigger_retrain: Annotated[
+        bool,
+        typer.Option(
+            "--trigger-retrain",
+            help="On a breach, run the retrain chain (`mlops run`) on the newest training data "
+            "set from `mlops feedback`, or on the production model's data if there is none.",
+        ),
+    ] = False,
+    model_name: ModelName = None,
+) -> None:
+    """Drift and data quality of collected production data against the training reference."""
+    from pipelines.monitoring.collected import parse_window
+    from pipelines.monitoring.drift import OUTCOME_DRIFT
+    from pipelines.monitoring.monitor import monitor, served
+    from pipelines.monitoring.thresholds import THRESHOLDS
+
+    span = parse_window(window)
+    settings, tracking, local, store = _local(model_name)
+    if report_dir is None:
+        name = deployment or served(local, store, endpoint, None).deployment
+        report_dir = settings.state_dir / "monitoring" / f"{endpoint}-{name}"
+    with console.status("Reading collected data and computing drift…"):
+        run = monitor(
+            settings, tracking, local, store,
+            endpoint=endpoint, deployment=deployment, window=span, thresholds=THRESHOLDS,
+            report_dir=report_dir,
+        )  # fmt: skip
+    print_run(run)
+    if run.evaluation.outcome != OUTCOME_DRIFT:
+        return
+    if trigger_retrain:
+        retrain(settings, tracking)
+    elif fail_on_drift:
+        raise typer.Exit(DRIFT_EXIT_CODE)
+
+
+def retrain(settings: Settings, tracking: Tracking) -> None:
+    """The drift trigger: the whole chain on the newest feedback data set (or production's data)."""
+    from pipelines.cli import gate_config, lifecycle, summary, training_config
+    from pipelines.monitoring.datasets import FEEDBACK_NAME, DataSetRef, versions
+    from pipelines.monitoring.store import local_store
+
+    known = versions(local_store(settings), FEEDBACK_NAME)
+    data = Path(str(DataSetRef(FEEDBACK_NAME, known[-1]))) if known else None
+    console.print(f"Drift found: retraining on {data or 'the production data'}.")
+    result = lifecycle(
+        tracking, training_config(None, None, None), gate_config(None, None), data,
+        release=True, target=TargetName.local,
+    )  # fmt: skip
+    summary(tracking, result)
+
+
+def feedback_command(
+    labels: Annotated[
+        Path,
+        typer.Option(
+            "--labels",
+            help="CSV of ground truth: correlationid (or request_id) and target.",
+            dir_okay=False,
+        ),
+    ],
+    window: Window = "7d",
+    endpoint: Endpoint = "prod",
+    deployment: Deployment = None,
+    model_name: ModelName = None,
+) -> None:
+    """Join labels with the collected inputs into a new versioned training data set."""
+    from pipelines.monitoring.collected import parse_window
+    from pipelines.monitoring.feedback import feedback
+
+    span = parse_window(window)
+    settings, tracking, local, store = _local(model_name)
+    with console.status("Joining labels with the collected inputs…"):
+        result = feedback(
+            settings, tracking, local, store,
+            labels_path=labels, endpoint=endpoint, deployment=deployment, window=span,
+        )  # fmt: skip
+    lineage = result.lineage
+    rows = lineage["rows"]
+    console.print(
+        f"[green]✓[/] training data set {result.ref}: {rows['base']} rows of {lineage['base']} "
+        f"+ {rows['labels']} labelled production rows ({lineage['serving_model']} on "
+        f"{lineage['endpoint']}/{lineage['deployment']})"
+    )
+    console.print(f"  in {result.ref.folder}; next: mlops run --data {result.ref}")

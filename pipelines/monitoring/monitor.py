@@ -1,0 +1,162 @@
+"""`mlops monitor`: a window of collected production data against the serving model's training
+reference, with Azure ML model monitoring's metrics and thresholds.
+
+The reference is found through lineage: the registered version's run logged where its data came
+from (`data_source`: the bundled data, a file, or a training data set version) and its
+fingerprint (`data_sha256`); the data is loaded again and must still have that fingerprint. The
+reference predictions are the served model's predictions of that data, so prediction drift
+compares like with like.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from pipelines.errors import MlopsError
+from pipelines.monitoring import layout
+from pipelines.monitoring.collected import Window, collection_frame, mirror_local_capture
+from pipelines.monitoring.drift import Evaluation, evaluate
+from pipelines.monitoring.report import Context, write_report
+from pipelines.monitoring.thresholds import Thresholds
+
+if TYPE_CHECKING:
+    from pipelines.monitoring.store import BlobStore
+    from pipelines.registry import RegisteredVersion
+    from pipelines.settings import Settings
+    from pipelines.steps import Tracking
+    from pipelines.targets.local import LocalTarget
+
+PREDICTION = "prediction"  # scoring.schema.PREDICTION_COLUMN
+
+
+@dataclass(frozen=True)
+class Served:
+    """Which deployment is monitored and the model version it serves."""
+
+    endpoint: str
+    deployment: str
+    version: RegisteredVersion
+
+
+@dataclass(frozen=True)
+class MonitorRun:
+    """One monitor pass: its verdict, context and report files."""
+
+    evaluation: Evaluation
+    context: Context
+    files: list[Path]
+
+
+def collected_deployments(store: BlobStore, endpoint: str) -> list[str]:
+    """Deployments of the endpoint that have collected data."""
+    prefix = f"{layout.ROOT}/{endpoint}/"
+    return sorted({blob.name[len(prefix) :].split("/", 1)[0] for blob in store.list(prefix)})
+
+
+def served(local: LocalTarget, store: BlobStore, endpoint: str, deployment: str | None) -> Served:
+    """The monitored deployment (default: the one holding the traffic) and its model version."""
+    from pipelines.release.plan import live_slot
+
+    record = local.endpoint(endpoint)
+    name = deployment or live_slot(record.traffic)
+    if name is None:
+        found = collected_deployments(store, endpoint)
+        known = f"collected data exists for: {', '.join(found)}" if found else "none collected"
+        raise MlopsError(
+            f"endpoint {endpoint} has no live deployment to monitor; pass --deployment NAME "
+            f"({known})"
+        )
+    if name in record.deployments:
+        return Served(endpoint, name, local.registry.get(record.deployments[name].model))
+    production = local.registry.production()
+    if production is None:
+        raise MlopsError(
+            f"no model is in production to compare {endpoint}/{name} with; run `mlops run` first"
+        )
+    return Served(endpoint, name, production)
+
+
+def reference_data(tracking: Tracking, version: RegisteredVersion) -> tuple[pd.DataFrame, str]:
+    """The data the version was trained on (from its run's lineage), checked by fingerprint."""
+    from pipelines.registry import TAG_DATA
+    from pipelines.steps import DATA_SOURCE_PARAM, load_table
+    from training.data import fingerprint
+
+    params = tracking.client.get_run(version.run_id).data.params
+    source = params.get(DATA_SOURCE_PARAM, "bundled")
+    frame = load_table(None if source == "bundled" else Path(source))
+    expected = version.tags.get(TAG_DATA)
+    if expected and fingerprint(frame) != expected:
+        raise MlopsError(
+            f"the training data of {version.ref} ({source}) has changed since it was trained; "
+            "restore it, or monitor against a model trained on the current data"
+        )
+    label = "the bundled diabetes data" if source == "bundled" else source
+    return frame, label
+
+
+def reference_predictions(
+    tracking: Tracking, version: RegisteredVersion, features: pd.DataFrame
+) -> np.ndarray:
+    """The version's predictions of its own training data (the prediction drift reference)."""
+    from scoring.model_bundle import load_predictor
+
+    with tempfile.TemporaryDirectory() as scratch:
+        predict, _ = load_predictor(tracking.registry.download(version, Path(scratch) / "model"))
+        return np.asarray(predict(features.to_numpy(dtype=np.float64)), dtype=np.float64)
+
+
+def production_window(
+    store: BlobStore, target: Served, window: Window, features: list[str]
+) -> pd.DataFrame:
+    """The window's inputs beside their predictions (joined on the row's correlation id)."""
+    inputs = collection_frame(
+        store, target.endpoint, target.deployment, layout.INPUTS, window, features
+    )
+    outputs = collection_frame(
+        store, target.endpoint, target.deployment, layout.OUTPUTS, window, [PREDICTION]
+    )
+    predictions = outputs.drop_duplicates("correlationid").set_index("correlationid")[PREDICTION]
+    return inputs.assign(prediction=inputs["correlationid"].map(predictions))
+
+
+def monitor(
+    settings: Settings,
+    tracking: Tracking,
+    local: LocalTarget,
+    store: BlobStore,
+    *,
+    endpoint: str,
+    deployment: str | None,
+    window: Window,
+    thresholds: Thresholds,
+    report_dir: Path,
+) -> MonitorRun:
+    """Copy the local capture to the store, read the window, evaluate, write the report."""
+    from training.data import FEATURES
+
+    mirror_local_capture(settings.collected_dir, store)
+    target = served(local, store, endpoint, deployment)
+    features = list(FEATURES)
+    production = production_window(store, target, window, features)
+    reference, label = reference_data(tracking, target.version)
+    reference = reference.assign(
+        prediction=reference_predictions(tracking, target.version, reference[features])
+    )
+    evaluation = evaluate(reference, production, features, PREDICTION, thresholds)
+    context = Context(
+        endpoint=target.endpoint,
+        deployment=target.deployment,
+        model=target.version.ref,
+        reference=label,
+        window=window.as_dict(),
+        window_label=window.label,
+    )
+    files = write_report(report_dir, evaluation, context, thresholds, reference, production)
+    return MonitorRun(evaluation, context, files)
