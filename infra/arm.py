@@ -213,6 +213,37 @@ SPECS: dict[str, ArmSpec] = {
         "{privateZoneName}",
         "privateZoneName",
     ),
+    "azure-native:network:NatGateway": _spec(
+        "Microsoft.Network/natGateways", "2024-05-01", "{natGatewayName}", "natGatewayName"
+    ),
+    "azure-native:network:PublicIPAddress": _spec(
+        "Microsoft.Network/publicIPAddresses",
+        "2024-05-01",
+        "{publicIpAddressName}",
+        "publicIpAddressName",
+    ),
+    "azure-native:containerservice:TrustedAccessRoleBinding": _spec(
+        "Microsoft.ContainerService/managedClusters/trustedAccessRoleBindings",
+        "2025-09-01",
+        "{resourceName}/{trustedAccessRoleBindingName}",
+        "resourceName",
+        "trustedAccessRoleBindingName",
+    ),
+    "azure-native:monitor:DataCollectionRule": _spec(
+        "Microsoft.Insights/dataCollectionRules",
+        "2022-06-01",
+        "{dataCollectionRuleName}",
+        "dataCollectionRuleName",
+    ),
+    "azure-native:monitor:DataCollectionRuleAssociation": _spec(
+        "Microsoft.Insights/dataCollectionRuleAssociations",
+        "2022-06-01",
+        "{associationName}",
+        "associationName",
+        "resourceUri",
+        top_level=frozenset(),
+        scope="resourceUri",
+    ),
     "azure-native:privatedns:VirtualNetworkLink": _spec(
         "Microsoft.Network/privateDnsZones/virtualNetworkLinks",
         "2024-06-01",

@@ -34,11 +34,64 @@ EXCEPTIONS: dict[str, str] = {
     "CKV_AZURE_141": (
         "Azure ML's Kubernetes extension does not support AKS with local accounts disabled"
     ),
+    "CKV_AZURE_166": (
+        "Quarantine stays off on the workspace registry: Azure ML pushes and pulls its "
+        "environment and training images there, and quarantined images cannot be pulled"
+    ),
     "CKV_AZURE_172": (
         "Secret rotation is on, but AKS add-on config values are strings ('true') and "
         "checkov expects a boolean; mlops-aks verifies the value"
     ),
 }
+
+
+def _private_cluster(resource: dict[str, Any], template: dict[str, Any]) -> bool:
+    profile = (resource.get("properties") or {}).get("apiServerAccessProfile") or {}
+    return bool(profile.get("enablePrivateCluster"))
+
+
+def _workspace_behind_private_endpoint(resource: dict[str, Any], template: dict[str, Any]) -> bool:
+    """No managed network, public access off, and an inbound private endpoint to it."""
+    properties = resource.get("properties") or {}
+    if properties.get("managedNetwork") or properties.get("publicNetworkAccess") != "Disabled":
+        return False
+    suffix = f"/workspaces/{resource.get('name')}"
+    return any(
+        other.get("type") == "Microsoft.Network/privateEndpoints"
+        and connection.get("groupIds") == ["amlworkspace"]
+        and str(connection.get("privateLinkServiceId", "")).endswith(suffix)
+        for other in template.get("resources", [])
+        for connection in (other.get("properties") or {}).get("privateLinkServiceConnections", [])
+    )
+
+
+# Exceptions that hold only for some resources: check id -> (ARM type, predicate on the
+# ARM resource and the whole template, note).
+CONDITIONAL_EXCEPTIONS: dict[str, tuple[str, Any, str]] = {
+    "CKV_AZURE_6": (
+        "Microsoft.ContainerService/managedClusters",
+        _private_cluster,
+        "Private cluster: the API server has no public endpoint for authorized ranges to "
+        "restrict (Azure ML reaches it through AKS trusted access)",
+    ),
+    "CKV_AZURE_243": (
+        "Microsoft.MachineLearningServices/workspaces",
+        _workspace_behind_private_endpoint,
+        "Customer-VNet pattern (Kubernetes compute rules out a managed network): the workspace "
+        "has an inbound private endpoint; checkov reads only managed-network outbound rules",
+    ),
+}
+
+
+def conditional_exceptions(template: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """(check id, checkov resource) -> note, for the exceptions that hold in this template."""
+    found = {}
+    for check_id, (arm_type, applies, note) in CONDITIONAL_EXCEPTIONS.items():
+        for resource in template.get("resources", []):
+            if resource.get("type") == arm_type and applies(resource, template):
+                found[(check_id, f"{arm_type}.{resource.get('name')}")] = note
+    return found
+
 
 # Checks each environment must pass, by ARM resource type (design note §8). A check is
 # required only where its resource type exists in the stack (qa has no AKS).
@@ -59,7 +112,7 @@ REQUIRED_PROD: dict[str, tuple[str, ...]] = {
     "Microsoft.Storage/storageAccounts": ("CKV_AZURE_35", "CKV_AZURE_59", "CKV_AZURE_206"),
     "Microsoft.KeyVault/vaults": ("CKV_AZURE_109", "CKV_AZURE_189"),
     "Microsoft.ContainerRegistry/registries": (
-        "CKV_AZURE_139", "CKV_AZURE_163", "CKV_AZURE_166", "CKV_AZURE_233",
+        "CKV_AZURE_139", "CKV_AZURE_163", "CKV_AZURE_233",
     ),
     "Microsoft.ContainerService/managedClusters": (
         "CKV_AZURE_6", "CKV_AZURE_226", "CKV_AZURE_227",
@@ -163,15 +216,21 @@ def _checkov_rows(report: dict[str, Any]) -> Iterable[tuple[str, str, str, str, 
 
 
 def classify_checkov(
-    stack: str, environment: str, rows: Iterable[tuple[str, str, str, str]]
+    stack: str,
+    environment: str,
+    rows: Iterable[tuple[str, str, str, str]],
+    conditional: dict[tuple[str, str], str] | None = None,
 ) -> list[CheckResult]:
     """Turn checkov rows (check id, title, resource, status) into classified results."""
     results = []
+    conditional = conditional or {}
     for check_id, title, resource, status in rows:
         outcome: Outcome
         note = ""
         if status == "PASSED":
             outcome = "passed"
+        elif (check_id, resource) in conditional:
+            outcome, note = "exception", conditional[(check_id, resource)]
         elif check_id in EXCEPTIONS:
             outcome, note = "exception", EXCEPTIONS[check_id]
         elif check_id in PROD_ONLY and environment != "prod":
@@ -187,13 +246,17 @@ def classify_checkov(
 def missing_required(
     stack: str, environment: str, arm_types: set[str], results: Sequence[CheckResult]
 ) -> list[CheckResult]:
-    """Failures for required checks that checkov never reported as passed."""
+    """Failures for required checks that checkov never reported as passed (or excepted)."""
     required: dict[str, tuple[str, ...]] = {}
     for table in (REQUIRED_ALL, REQUIRED_PROD) if environment == "prod" else (REQUIRED_ALL,):
         for arm_type, checks in table.items():
             required.setdefault(arm_type, ())
             required[arm_type] += checks
-    passed = {r.check_id for r in results if r.source == "checkov" and r.outcome == "passed"}
+    passed = {
+        r.check_id
+        for r in results
+        if r.source == "checkov" and r.outcome in ("passed", "exception")
+    }
     missing = []
     for arm_type, checks in required.items():
         if arm_type not in arm_types:
@@ -322,6 +385,7 @@ def check_stacks(
     recordings = dict(recordings or {})
     templates: dict[str, Path] = {}
     arm_types: dict[str, set[str]] = {}
+    conditional: dict[str, dict[tuple[str, str], str]] = {}
     for stack in stacks:
         if stack not in recordings:
             recordings[stack] = record_stack(stack)
@@ -331,6 +395,7 @@ def check_stacks(
         path.write_text(json.dumps(template, indent=2) + "\n")
         templates[stack] = path
         arm_types[stack] = {resource["type"] for resource in template["resources"]}
+        conditional[stack] = conditional_exceptions(template)
 
     rows: dict[str, list[tuple[str, str, str, str]]] = {stack: [] for stack in stacks}
     for report in run_checkov(workdir):
@@ -343,7 +408,7 @@ def check_stacks(
     for stack in stacks:
         recorded = recordings[stack]
         environment = recorded.settings.environment
-        results = classify_checkov(stack, environment, rows[stack])
+        results = classify_checkov(stack, environment, rows[stack], conditional[stack])
         results += missing_required(stack, environment, arm_types[stack], results)
         results += policy_checks(recorded)
         results += recording_checks(recorded)

@@ -5,7 +5,7 @@ Pulumi creates things in, `ignore_changes`, whether a value is a Pulumi secret, 
 pool settings beyond the first pool. These policies can. The same functions serve
 `mlops infra check` (on the offline recording) and the CrossGuard policy pack in
 `infra/policy_pack/` (on a live `pulumi preview --policy-pack`), so they depend on the
-standard library and `infra.naming` only.
+standard library, `infra.naming` and `infra.addresses` only.
 
 A resource policy gets a `PolicyResource` and the environment (dev, qa, prod) and yields
 violation messages; a stack policy gets every resource and yields (urn, message) pairs.
@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from infra.addresses import is_documentation_range
 from infra.naming import name_problem
 
 ENVIRONMENTS = ("dev", "qa", "prod")
@@ -69,6 +70,9 @@ ROLE_SCOPES: dict[str, tuple[str, ...]] = {
 # Resource types that carry Azure tags (a test keeps this in step with the SDK).
 TAGGABLE = frozenset(
     {
+        "azure-native:network:NatGateway",
+        "azure-native:network:PublicIPAddress",
+        "azure-native:monitor:DataCollectionRule",
         "azure-native:resources:ResourceGroup",
         "azure-native:storage:StorageAccount",
         "azure-native:keyvault:Vault",
@@ -127,6 +131,14 @@ BATCH_ENDPOINT = "azure-native:machinelearningservices:BatchEndpoint"
 ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 USER_IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
 WORKSPACE_ONLY_ROLES = frozenset({"Contributor", "Key Vault Administrator"})
+PRIVATE_ENDPOINT = "azure-native:network:PrivateEndpoint"
+DNS_ZONE_GROUP = "azure-native:network:PrivateDnsZoneGroup"
+MANAGED_CLUSTER = "azure-native:containerservice:ManagedCluster"
+DCR = "azure-native:monitor:DataCollectionRule"
+DCR_ASSOCIATION = "azure-native:monitor:DataCollectionRuleAssociation"
+AZUREML_TAINT = "ml.azure.com/amlarc=true:NoSchedule"
+# Private-link groups the customer-VNet pattern needs (Learn, "how-to-secure-workspace-vnet").
+PRIVATE_LINK_GROUPS = ("amlworkspace", "blob", "file", "vault", "registry")
 
 
 @dataclass(frozen=True)
@@ -270,6 +282,10 @@ def _container_registry(resource: PolicyResource, environment: str) -> Iterator[
         yield "allows anonymous pulls"
     if environment == "prod" and resource.get("sku.name") != "Premium":
         yield "is not Premium in prod"
+    # Azure ML pushes and pulls environment images in the workspace registry; quarantined
+    # images cannot be pulled (PSRule "Azure.ACR.Quarantine"; Learn built-in roles).
+    if resource.get("policies.quarantinePolicy.status") == "enabled":
+        yield "quarantines images that Azure ML must pull (environment and training images)"
 
 
 def _workspace(resource: PolicyResource, environment: str) -> Iterator[str]:
@@ -277,13 +293,8 @@ def _workspace(resource: PolicyResource, environment: str) -> Iterator[str]:
         yield "has no managed identity"
     if resource.props.get("v1LegacyMode") is not False:
         yield "does not turn v1 legacy mode off"
-    if environment == "prod":
-        if resource.props.get("publicNetworkAccess") != "Disabled":
-            yield "is reachable from public networks in prod"
-        if not resource.get("managedNetwork.isolationMode") or (
-            resource.get("managedNetwork.isolationMode") == "Disabled"
-        ):
-            yield "has no managed network in prod"
+    if environment == "prod" and resource.props.get("publicNetworkAccess") != "Disabled":
+        yield "is reachable from public networks in prod"
 
 
 def _training_compute(resource: PolicyResource, environment: str) -> Iterator[str]:
@@ -332,6 +343,10 @@ def _aks(resource: PolicyResource, environment: str) -> Iterator[str]:
     ]
     if not workload_pools:
         yield "has no user pool labelled mlops.azure.com/workload=azureml for Azure ML"
+    # Learn, "reference-kubernetes": the "amlarc overall" taint keeps other pods off.
+    for pool in workload_pools:
+        if AZUREML_TAINT not in (pool.get("nodeTaints") or []):
+            yield f"pool {pool.get('name')} lacks the {AZUREML_TAINT} taint for Azure ML nodes"
     for pool in pools:
         name = pool.get("name")
         if pool.get("enableAutoScaling") is not True:
@@ -340,8 +355,25 @@ def _aks(resource: PolicyResource, environment: str) -> Iterator[str]:
             yield f"pool {name} has minCount above maxCount"
         if (pool.get("maxPods") or 0) < 50:
             yield f"pool {name} allows fewer than 50 pods per node"
-    if environment == "prod" and not resource.get("apiServerAccessProfile.authorizedIPRanges"):
+    if environment == "prod":
+        yield from _prod_api_server(resource)
+
+
+def _prod_api_server(resource: PolicyResource) -> Iterator[str]:
+    """Prod API server: private, or limited to real (non-documentation) ranges.
+
+    Azure ML reaches either through AKS trusted access (Azure/AML-Kubernetes,
+    docs/azureml-aks-ta-support.md).
+    """
+    profile = resource.get("apiServerAccessProfile") or {}
+    if _true(profile.get("enablePrivateCluster")):
+        return
+    ranges = profile.get("authorizedIPRanges") or []
+    if not ranges:
         yield "exposes the API server to every address in prod"
+    placeholders = [cidr for cidr in ranges if is_documentation_range(str(cidr))]
+    if placeholders:
+        yield f"authorizes documentation ranges {', '.join(placeholders)}, which no agent uses"
 
 
 def _extension(resource: PolicyResource, environment: str) -> Iterator[str]:
@@ -358,11 +390,42 @@ def _extension(resource: PolicyResource, environment: str) -> Iterator[str]:
     insecure = _true(settings.get("allowInsecureConnections"))
     if not insecure and not (settings.get("sslCname") and settings.get("sslSecret")):
         yield "disallows HTTP but has no sslCname and sslSecret for TLS"
+    yield from _router_service_keys(settings)
+    if not any(key.startswith("nodeSelector.") for key in settings):
+        yield "has no nodeSelector keeping Azure ML on its labelled node pool"
     if environment == "prod":
         if insecure:
             yield "allows insecure (HTTP) connections to the prod inference router"
         if not _true(settings.get("inferenceRouterHA")):
             yield "runs a single inference router replica in prod"
+        service = str(settings.get("inferenceRouterServiceType", ""))
+        if service == "LoadBalancer" and not _true(
+            settings.get("scoringFe.serviceType.internalLoadBalancer")
+        ):
+            yield "puts the prod inference router on a public load balancer"
+
+
+def _router_service_keys(settings: Mapping[str, Any]) -> Iterator[str]:
+    """The keys the extension's CLI derives for the router's service type.
+
+    Azure/azure-cli-extensions, src/k8s-extension/azext_k8s_extension/partner_extensions/
+    AzureMLKubernetes.py, `__validate_scoring_fe_settings`: NodePort sets
+    `scoringFe.serviceType.nodePort`; `internalLoadBalancerProvider=azure` sets
+    `scoringFe.serviceType.internalLoadBalancer`; the two exclude each other; TLS needs
+    `sslCname`.
+    """
+    node_port = str(settings.get("inferenceRouterServiceType", "")).lower() == "nodeport"
+    internal = str(settings.get("internalLoadBalancerProvider", "")).lower() == "azure"
+    if node_port and internal:
+        yield "combines a NodePort router with internalLoadBalancerProvider (the CLI refuses it)"
+    if node_port and not _true(settings.get("scoringFe.serviceType.nodePort")):
+        yield "runs a NodePort router without scoringFe.serviceType.nodePort"
+    if internal and not _true(settings.get("scoringFe.serviceType.internalLoadBalancer")):
+        yield "wants an internal load balancer without scoringFe.serviceType.internalLoadBalancer"
+    if settings.get("sslSecret") and settings.get("scoringFe.sslSecret") != settings.get(
+        "sslSecret"
+    ):
+        yield "names sslSecret but not scoringFe.sslSecret, which the router reads"
 
 
 def _user_assigned(resource: PolicyResource, environment: str) -> Iterator[str]:
@@ -404,6 +467,11 @@ def _role_assignment(resource: PolicyResource, environment: str) -> Iterator[str
 
 def _endpoint_traffic(resource: PolicyResource, environment: str) -> Iterator[str]:
     if resource.resource_type.endswith(":OnlineEndpoint"):
+        access = resource.get("properties.publicNetworkAccess")
+        if access not in ("Enabled", "Disabled"):
+            yield "leaves publicNetworkAccess to Azure's default (Enabled)"
+        elif environment == "prod" and access != "Disabled":
+            yield "is reachable from public networks in prod"
         if "properties.traffic" not in resource.ignore_changes:
             yield "lets `pulumi up` overwrite traffic set by the release pipeline"
         auth = resource.get("properties.authMode")
@@ -569,6 +637,97 @@ def _workspace_only_roles(
             yield resource.urn, f"grants {role} to an identity other than the workspace's"
 
 
+def _kubernetes_computes(resources: Sequence[PolicyResource]) -> list[PolicyResource]:
+    return [
+        r
+        for r in resources
+        if r.resource_type == COMPUTE and r.get("properties.computeType") == "Kubernetes"
+    ]
+
+
+def _no_managed_network_with_kubernetes(
+    resources: Sequence[PolicyResource], environment: str
+) -> Iterator[tuple[str, str]]:
+    """Learn, "how-to-managed-network", Limitations: "Kubernetes and attached VMs aren't
+    supported in an Azure Machine Learning managed virtual network"."""
+    if not _kubernetes_computes(resources):
+        return
+    for resource in resources:
+        mode = resource.get("managedNetwork.isolationMode")
+        if resource.resource_type == WORKSPACE and mode not in (None, "Disabled"):
+            yield (
+                resource.urn,
+                (
+                    f"has a managed network ({mode}) while Kubernetes compute is attached, "
+                    "which Azure ML does not support"
+                ),
+            )
+
+
+def _group_of(endpoint: PolicyResource) -> str:
+    connections = endpoint.props.get("privateLinkServiceConnections") or [{}]
+    return str((connections[0].get("groupIds") or [""])[0])
+
+
+def _private_link_ready(
+    resources: Sequence[PolicyResource], environment: str
+) -> Iterator[tuple[str, str]]:
+    """Customer-VNet pattern: every private-link group has an endpoint and DNS records,
+    required in prod, and the extension and the Kubernetes attach wait for the workspace's."""
+    endpoints = {_group_of(r): r for r in resources if r.resource_type == PRIVATE_ENDPOINT}
+    zone_groups = {
+        str(r.props.get("privateEndpointName")): r
+        for r in resources
+        if r.resource_type == DNS_ZONE_GROUP
+    }
+    if environment == "prod":
+        for group in PRIVATE_LINK_GROUPS:
+            if group not in endpoints:
+                yield "stack", f"has no private endpoint for {group} in prod"
+    for group, endpoint in endpoints.items():
+        if str(endpoint.props.get("privateEndpointName")) not in zone_groups:
+            yield endpoint.urn, f"has no private DNS zone group for {group}"
+    workspace_endpoint = endpoints.get("amlworkspace")
+    if workspace_endpoint is None:
+        return
+    waits_for = {workspace_endpoint.urn}
+    zone_group = zone_groups.get(str(workspace_endpoint.props.get("privateEndpointName")))
+    if zone_group is not None:
+        waits_for.add(zone_group.urn)
+    deps = _closure(resources)
+    dependents = [r for r in resources if r.resource_type == EXTENSION]
+    dependents += _kubernetes_computes(resources)
+    for resource in dependents:
+        if not waits_for <= deps(resource):
+            yield resource.urn, "does not wait for the workspace's private endpoint and DNS records"
+
+
+def _container_insights_collects(
+    resources: Sequence[PolicyResource], environment: str
+) -> Iterator[tuple[str, str]]:
+    """Each AKS cluster has a Container Insights data collection rule associated with it."""
+    rules = {
+        r.outputs.get("id") or r.urn: r
+        for r in resources
+        if r.resource_type == DCR
+        and any(
+            "Microsoft-ContainerInsights" in stream
+            for flow in r.props.get("dataFlows") or []
+            for stream in flow.get("streams") or []
+        )
+    }
+    associated = set()
+    for r in resources:
+        if r.resource_type == DCR_ASSOCIATION and r.props.get("dataCollectionRuleId") in rules:
+            associated.add(r.props.get("resourceUri"))
+    for cluster in resources:
+        if cluster.resource_type != MANAGED_CLUSTER:
+            continue
+        cluster_id = cluster.outputs.get("id")
+        if cluster_id is not None and cluster_id not in associated:
+            yield cluster.urn, "has no Container Insights data collection rule associated"
+
+
 RESOURCE_POLICIES: tuple[ResourcePolicy, ...] = (
     ResourcePolicy(
         "mlops-tags", "Every taggable resource carries the environment tags", TAGGABLE, _tags
@@ -660,6 +819,22 @@ RESOURCE_POLICIES: tuple[ResourcePolicy, ...] = (
 )
 
 STACK_POLICIES: tuple[StackPolicy, ...] = (
+    StackPolicy(
+        "mlops-no-managed-network-with-kubernetes",
+        "No Azure ML managed network where Kubernetes compute is attached",
+        _no_managed_network_with_kubernetes,
+    ),
+    StackPolicy(
+        "mlops-private-link",
+        "Private endpoints with DNS for workspace, blob, file, Key Vault and ACR (prod), "
+        "and Kubernetes waits for the workspace's",
+        _private_link_ready,
+    ),
+    StackPolicy(
+        "mlops-container-insights",
+        "Every AKS cluster has a Container Insights data collection rule association",
+        _container_insights_collects,
+    ),
     StackPolicy(
         "mlops-unique-grants",
         "No two role assignments share principal, role and scope",

@@ -87,6 +87,8 @@ def build(settings: Settings) -> dict[str, pulumi.Output[Any]]:
         client=client,
         acr_id=workspace.acr.id,
         storage_id=workspace.storage.id,
+        subnet_id=network.training_subnet_id if network else None,
+        private_link=workspace.private_link,
     )
 
     outputs: dict[str, pulumi.Output[Any]] = {}
@@ -106,9 +108,11 @@ def build(settings: Settings) -> dict[str, pulumi.Output[Any]]:
             settings,
             resource_group_name=rg,
             workspace_name=workspace.workspace.name,
+            workspace_id=workspace.workspace.id,
             cluster_id=cluster.cluster_id,
             cluster_name=cluster.cluster_name,
             kubeconfig=cluster.kubeconfig,
+            private_link=workspace.private_link,
         )
         inference = settings.inference
         outputs.update(

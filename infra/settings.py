@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from infra.addresses import is_documentation_range
 from infra.naming import Names, name_problem
 
 NAMESPACE = "mlops"
@@ -101,6 +102,7 @@ class AksSettings:
     user_pool: NodePool
     admin_group_object_ids: tuple[str, ...]
     authorized_ip_ranges: tuple[str, ...]
+    private_cluster: bool
 
     workload_label_key = "mlops.azure.com/workload"
     workload_label_value = "azureml"
@@ -165,7 +167,13 @@ class NetworkSettings:
     aks_subnet: str
     private_endpoint_subnet: str
     aci_subnet: str
+    training_subnet: str
     workspace_isolation_mode: str
+
+    @property
+    def managed_network(self) -> bool:
+        """The workspace has an Azure ML managed virtual network."""
+        return self.workspace_isolation_mode != "Disabled"
 
 
 @dataclass(frozen=True)
@@ -591,13 +599,16 @@ def settings_from_config(
             net, "privateEndpointSubnet", net.str_("privateEndpointSubnet", "10.40.16.0/24")
         ),
         aci_subnet=_check_cidr(net, "aciSubnet", net.str_("aciSubnet", "10.40.17.0/24")),
+        training_subnet=_check_cidr(
+            net, "trainingSubnet", net.str_("trainingSubnet", "10.40.18.0/24")
+        ),
         workspace_isolation_mode=net.str_(
             "workspaceIsolationMode", "Disabled", choices=WORKSPACE_ISOLATION
         ),
     )
     net.done()
     space = ipaddress.ip_network(network.address_space)
-    for key in ("aksSubnet", "privateEndpointSubnet", "aciSubnet"):
+    for key in ("aksSubnet", "privateEndpointSubnet", "aciSubnet", "trainingSubnet"):
         subnet = ipaddress.ip_network(getattr(network, _snake(key)))
         if not subnet.subnet_of(space):  # type: ignore[arg-type]
             raise net.fail(key, f"({subnet}) is outside addressSpace ({space})", "fix the ranges")
@@ -624,8 +635,17 @@ def settings_from_config(
     acr_sku = acr.str_("sku", choices=ACR_SKUS)
     acr_quarantine = acr.bool_("quarantine", False)
     acr.done()
-    if acr_quarantine and acr_sku != "Premium":
-        raise acr.fail("quarantine", "needs the Premium SKU", "set sku to Premium")
+    # The workspace ACR holds the images Azure ML builds for environments and training;
+    # with quarantine on, every pushed image stays unpullable until something marks it
+    # verified (PSRule "Azure.ACR.Quarantine"; Learn built-in roles: only
+    # AcrQuarantineReader may pull quarantined images), so jobs and deployments would hang.
+    if acr_quarantine:
+        raise acr.fail(
+            "quarantine",
+            "is true on the workspace registry, where Azure ML pushes and pulls environment "
+            "and training images that quarantine would keep unpullable",
+            "set it to false and scan the scoring image in the release pipeline instead",
+        )
 
     monitoring = root.obj("monitoring", {})
     log_retention_days = monitoring.int_("logRetentionDays", 30, lo=30, hi=730)
@@ -671,6 +691,7 @@ def settings_from_config(
             _check_cidr(ak, "authorizedIpRanges", value)
             for value in ak.str_list("authorizedIpRanges", [])
         ),
+        private_cluster=ak.bool_("privateCluster", False),
     )
     ak.done()
     for group in aks.admin_group_object_ids:
@@ -862,11 +883,51 @@ def _check_cross_rules(settings: Settings, root: _Reader) -> None:
             "must use the Premium SKU because network.privateNetwork needs ACR private endpoints",
             "set containerRegistry.sku to Premium",
         )
-    if not settings.network.public_network_access and not settings.network.private_network:
+    network, aks, inference = settings.network, settings.aks, settings.inference
+    if not network.public_network_access and not network.private_network:
         raise root.fail(
             "network",
             "disables public access without a private network, so nothing could reach the platform",
             "enable network.privateNetwork",
+        )
+    # Learn, "how-to-managed-network", Limitations: "Kubernetes and attached VMs aren't
+    # supported in an Azure Machine Learning managed virtual network".
+    if network.managed_network and aks.enabled:
+        raise root.fail(
+            "network",
+            f"sets workspaceIsolationMode {network.workspace_isolation_mode} while aks.enabled "
+            "is true, but Azure ML does not support Kubernetes compute in a managed network",
+            "set network.workspaceIsolationMode to Disabled and network.privateNetwork to true",
+        )
+    # Firewall ranges do nothing while public network access is off (Learn, "storage-network-
+    # security" and Key Vault "network-security": IP rules apply to the public endpoint).
+    if network.allowed_ip_ranges and not network.public_network_access:
+        raise root.fail(
+            "network",
+            "lists allowedIpRanges while publicNetworkAccess is false, so the ranges do nothing",
+            "empty network.allowedIpRanges or turn public access on",
+        )
+    if aks.private_cluster and aks.authorized_ip_ranges:
+        raise root.fail(
+            "aks",
+            "lists authorizedIpRanges for a private cluster, whose API server has no public "
+            "endpoint to restrict",
+            "empty aks.authorizedIpRanges or set aks.privateCluster to false",
+        )
+    if aks.private_cluster and not network.private_network:
+        raise root.fail(
+            "aks",
+            "makes the API server private without network.privateNetwork, so no agent can reach it",
+            "enable network.privateNetwork",
+        )
+    # The extension's own CLI refuses NodePort together with an internal load balancer
+    # (Azure/azure-cli-extensions, partner_extensions/AzureMLKubernetes.py).
+    if inference.internal_load_balancer and inference.router_service_type != "LoadBalancer":
+        raise root.fail(
+            "inference",
+            f"sets internalLoadBalancer with routerServiceType {inference.router_service_type}, "
+            "but only a LoadBalancer router has a load balancer",
+            "set routerServiceType to LoadBalancer or internalLoadBalancer to false",
         )
 
 
@@ -895,14 +956,8 @@ def _check_prod_rules(settings: Settings, root: _Reader) -> None:
         (
             settings.acr_sku != "Premium",
             "containerRegistry",
-            "is not Premium in prod (needed for private link, zone redundancy and quarantine)",
+            "is not Premium in prod (needed for private link and zone redundancy)",
             "set containerRegistry.sku to Premium",
-        ),
-        (
-            not settings.acr_quarantine,
-            "containerRegistry",
-            "does not quarantine pushed images in prod",
-            "set containerRegistry.quarantine to true",
         ),
         (
             settings.storage_sku not in GEO_REDUNDANT_STORAGE,
@@ -911,10 +966,30 @@ def _check_prod_rules(settings: Settings, root: _Reader) -> None:
             "use Standard_GRS, Standard_RAGRS, Standard_GZRS or Standard_RAGZRS",
         ),
         (
-            aks.enabled and not aks.authorized_ip_ranges,
+            aks.enabled and not aks.private_cluster and not aks.authorized_ip_ranges,
             "aks",
             "exposes the prod API server to every address",
-            "list your agents' and Azure ML's ranges in aks.authorizedIpRanges",
+            "set aks.privateCluster to true or list your agents' ranges in aks.authorizedIpRanges",
+        ),
+        (
+            any(is_documentation_range(cidr) for cidr in aks.authorized_ip_ranges),
+            "aks",
+            "lists a documentation range (RFC 5737) in authorizedIpRanges, which no agent uses",
+            "replace it with your agents' egress ranges or set aks.privateCluster to true",
+        ),
+        (
+            aks.enabled
+            and inference.router_service_type == "LoadBalancer"
+            and not inference.internal_load_balancer,
+            "inference",
+            "puts the prod inference router on a public load balancer",
+            "set inference.internalLoadBalancer to true",
+        ),
+        (
+            aks.enabled and not aks.admin_group_object_ids,
+            "aks",
+            "turns Azure RBAC on in prod without adminGroupObjectIds, so no group administers it",
+            "list your cluster administrators' Entra ID group in aks.adminGroupObjectIds",
         ),
         (
             aks.enabled
@@ -924,10 +999,11 @@ def _check_prod_rules(settings: Settings, root: _Reader) -> None:
             "set systemPool.osDiskType to Ephemeral and encryptionAtHost to true",
         ),
         (
-            network.workspace_isolation_mode == "Disabled",
+            not network.private_network,
             "network",
-            "leaves the prod workspace without a managed network",
-            "set network.workspaceIsolationMode to AllowInternetOutbound",
+            "has no private network in prod (private endpoints for workspace, storage, Key Vault "
+            "and ACR)",
+            "set network.privateNetwork to true",
         ),
     ]
     for broken, key, problem, fix in rules:

@@ -113,11 +113,6 @@ class SecretsAndAccess(pulumi.ComponentResource):
                 ("pipeline-registry", "AzureML Registry User", scopes.registry,
                  "Pipelines register and promote models"),
             ]  # fmt: skip
-            if settings.acr_quarantine:
-                pipeline_matrix.append(
-                    ("pipeline-acr-quarantine", "AcrQuarantineWriter", scopes.acr,
-                     "Release pipeline releases scanned images from quarantine")
-                )  # fmt: skip
             self.grants += [
                 grant(
                     f"{name}-{key}",

@@ -5,6 +5,23 @@ for people, local accounts kept (the Azure ML extension needs them: documented e
 CKV_AZURE_141), autoscaling system and user pools, the user pool labelled for Azure ML
 workloads, a network policy, Container Insights, an auto-upgrade channel, the retired
 dashboard add-on explicitly disabled, and at least 50 pods per node.
+
+The user pool is Azure ML's: labelled for the InstanceTypes' and the extension's
+`nodeSelector`, and tainted `ml.azure.com/amlarc=true:NoSchedule`, the "amlarc overall"
+taint that every Azure ML pod (extension services and workloads) tolerates and nothing else
+does (Learn, "reference-kubernetes", Supported Azure Machine Learning taints and
+tolerations), so other workloads stay on the system pool.
+
+The API server is private where `aks.privateCluster` is set (prod), with a public FQDN that
+resolves to its private address. Azure ML reaches such a cluster through AKS trusted access
+(Azure/AML-Kubernetes, docs/azureml-aks-ta-support.md: "AKS cluster with authorized IP
+range" and "Private AKS with public FQDN configuration"); the role binding is declared in
+`aml_kubernetes.py`. Otherwise `aks.authorizedIpRanges` restricts it.
+
+Container Insights collects only through a data collection rule associated with the cluster
+(Learn, "kubernetes-monitoring-enable", ARM: the `ContainerInsightsExtension` data source
+and the `ContainerInsightsExtension` association); `useAADAuth: true` on the add-on alone
+sends nothing.
 """
 
 from __future__ import annotations
@@ -17,9 +34,13 @@ from pulumi_azure_native import managedidentity, monitor
 
 from infra.components.common import ClientConfig, child, grant
 from infra.components.network import Network
-from infra.settings import NodePool, Settings
+from infra.settings import AksSettings, NodePool, Settings
 
 # Kubernetes-internal ranges of the CNI overlay; they must not overlap the VNet.
+AZUREML_TAINT = "ml.azure.com/amlarc=true:NoSchedule"
+"""The "amlarc overall" taint (Learn, "reference-kubernetes")."""
+CONTAINER_INSIGHTS_STREAM = "Microsoft-ContainerInsights-Group-Default"
+
 POD_CIDR = "192.168.0.0/16"
 SERVICE_CIDR = "172.16.0.0/16"
 DNS_SERVICE_IP = "172.16.0.10"
@@ -71,7 +92,7 @@ class InferenceCluster(pulumi.ComponentResource):
             )
 
         def pool(
-            spec: NodePool, mode: str, labels: dict[str, str] | None
+            spec: NodePool, mode: str, labels: dict[str, str] | None, taints: list[str] | None
         ) -> aks.ManagedClusterAgentPoolProfileArgs:
             return aks.ManagedClusterAgentPoolProfileArgs(
                 name=spec.name,
@@ -90,6 +111,7 @@ class InferenceCluster(pulumi.ComponentResource):
                 enable_encryption_at_host=cfg.encryption_at_host,
                 enable_node_public_ip=False,
                 node_labels=labels,
+                node_taints=taints,
                 vnet_subnet_id=subnet_id,
             )
 
@@ -116,11 +138,12 @@ class InferenceCluster(pulumi.ComponentResource):
             # The Azure ML extension cannot run with local accounts disabled.
             disable_local_accounts=False,
             agent_pool_profiles=[
-                pool(cfg.system_pool, "System", None),
+                pool(cfg.system_pool, "System", None, None),
                 pool(
                     cfg.user_pool,
                     "User",
                     {cfg.workload_label_key: cfg.workload_label_value},
+                    [AZUREML_TAINT],
                 ),
             ],
             network_profile=aks.ContainerServiceNetworkProfileArgs(
@@ -134,11 +157,7 @@ class InferenceCluster(pulumi.ComponentResource):
                 service_cidr=SERVICE_CIDR,
                 dns_service_ip=DNS_SERVICE_IP,
             ),
-            api_server_access_profile=aks.ManagedClusterAPIServerAccessProfileArgs(
-                authorized_ip_ranges=list(cfg.authorized_ip_ranges)
-            )
-            if cfg.authorized_ip_ranges
-            else None,
+            api_server_access_profile=_api_server_access(cfg),
             auto_upgrade_profile=aks.ManagedClusterAutoUpgradeProfileArgs(
                 upgrade_channel=cfg.upgrade_channel,
                 node_os_upgrade_channel=cfg.node_os_upgrade_channel,
@@ -188,6 +207,54 @@ class InferenceCluster(pulumi.ComponentResource):
             lambda profile: (profile or {})["kubeletidentity"].object_id or ""
         )
 
+        # --- Container Insights: data collection rule and its association -------------------
+        self.data_collection_rule = monitor.DataCollectionRule(
+            f"{name}-container-insights",
+            data_collection_rule_name=f"MSCI-{settings.location}-{names.aks}",
+            resource_group_name=resource_group_name,
+            location=settings.location,
+            kind="Linux",
+            description="Container Insights for the inference cluster",
+            data_sources=monitor.DataCollectionRuleDataSourcesArgs(
+                extensions=[
+                    monitor.ExtensionDataSourceArgs(
+                        name="ContainerInsightsExtension",
+                        extension_name="ContainerInsights",
+                        streams=[CONTAINER_INSIGHTS_STREAM],
+                        extension_settings={
+                            "dataCollectionSettings": {
+                                "interval": "1m",
+                                "namespaceFilteringMode": "Off",
+                                "enableContainerLogV2": True,
+                            }
+                        },
+                    )
+                ]
+            ),
+            destinations=monitor.DataCollectionRuleDestinationsArgs(
+                log_analytics=[
+                    monitor.LogAnalyticsDestinationArgs(
+                        name="ciworkspace", workspace_resource_id=log_analytics_id
+                    )
+                ]
+            ),
+            data_flows=[
+                monitor.DataFlowArgs(
+                    streams=[CONTAINER_INSIGHTS_STREAM], destinations=["ciworkspace"]
+                )
+            ],
+            tags=tags,
+            opts=child(self),
+        )
+        monitor.DataCollectionRuleAssociation(
+            f"{name}-container-insights-association",
+            association_name="ContainerInsightsExtension",
+            resource_uri=self.cluster.id,
+            data_collection_rule_id=self.data_collection_rule.id,
+            description="Sends the cluster's Container Insights data to Log Analytics",
+            opts=child(self),
+        )
+
         monitor.DiagnosticSetting(
             f"{name}-diag",
             name="to-log-analytics",
@@ -215,3 +282,16 @@ class InferenceCluster(pulumi.ComponentResource):
         self.register_outputs(
             {"cluster_id": self.cluster.id, "kubelet_object_id": self.kubelet_object_id}
         )
+
+
+def _api_server_access(cfg: AksSettings) -> aks.ManagedClusterAPIServerAccessProfileArgs | None:
+    """A private API server (public FQDN kept for name resolution) or authorized ranges."""
+    if cfg.private_cluster:
+        return aks.ManagedClusterAPIServerAccessProfileArgs(
+            enable_private_cluster=True, enable_private_cluster_public_fqdn=True
+        )
+    if cfg.authorized_ip_ranges:
+        return aks.ManagedClusterAPIServerAccessProfileArgs(
+            authorized_ip_ranges=list(cfg.authorized_ip_ranges)
+        )
+    return None

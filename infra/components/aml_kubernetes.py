@@ -1,12 +1,17 @@
 """Azure ML on the AKS cluster: extension, TLS secret, namespaces, InstanceTypes, attach.
 
 Order matters and is explicit:
+0. (private network) the workspace's private endpoints and their DNS records, so the
+   extension and the attach resolve the workspace privately;
 1. (TLS) the `azureml` namespace and the certificate secret the router will read;
 2. the `Microsoft.AzureML.Kubernetes` cluster extension, which installs the router and the
    InstanceType CRD;
 3. namespaces per environment or team, and the InstanceType custom resources (after the
    extension: before it the CRD does not exist);
-4. the cluster attached to the workspace as a Kubernetes compute target per namespace,
+4. the AKS trusted-access role binding `Microsoft.MachineLearningServices/workspaces/mlworkload`
+   for the workspace, through which Azure ML reaches a private API server or one behind
+   authorized ranges (Azure/AML-Kubernetes, docs/azureml-aks-ta-support.md);
+5. the cluster attached to the workspace as a Kubernetes compute target per namespace,
    after all of the above.
 Kubernetes objects go through an explicit provider built from the admin kubeconfig.
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pulumi_azure_native import containerservice as aks
 from pulumi_azure_native import kubernetesconfiguration as kc
 from pulumi_azure_native import machinelearningservices as ml
 
@@ -22,6 +28,7 @@ from infra.components.common import child
 from infra.settings import NAMESPACE, InstanceType, Settings
 
 EXTENSION_NAMESPACE = "azureml"
+TRUSTED_ACCESS_ROLE = "Microsoft.MachineLearningServices/workspaces/mlworkload"
 
 
 def _flag(value: bool) -> str:
@@ -33,7 +40,14 @@ def extension_settings(settings: Settings, cluster_id: str, cluster_name: str) -
 
     All values are strings. Besides the documented inference settings, the CLI derives
     cluster identifiers, the job-scheduler location and the relay/service-bus switches;
-    an ARM deployment has to send those itself.
+    an ARM deployment has to send those itself. The router's service keys follow the CLI's
+    `__validate_scoring_fe_settings` (Azure/azure-cli-extensions,
+    src/k8s-extension/azext_k8s_extension/partner_extensions/AzureMLKubernetes.py):
+    NodePort sets `scoringFe.serviceType.nodePort`; `internalLoadBalancerProvider=azure`
+    sets `scoringFe.serviceType.internalLoadBalancer`; TLS from a Kubernetes secret sets
+    `scoringFe.sslSecret` and needs `sslCname`. `nodeSelector.<label>=<value>` restricts the
+    extension's services and the Azure ML workloads to the labelled user pool (Learn,
+    "how-to-deploy-kubernetes-extension", configuration settings).
     """
     inference, location = settings.inference, settings.location
     values = {
@@ -60,7 +74,11 @@ def extension_settings(settings: Settings, cluster_id: str, cluster_name: str) -
         "allowInsecureConnections": _flag(inference.allow_insecure_connections),
         "inferenceRouterHA": _flag(inference.router_ha),
     }
-    if inference.internal_load_balancer and inference.router_service_type == "LoadBalancer":
+    aks = settings.aks
+    values[f"nodeSelector.{aks.workload_label_key}"] = aks.workload_label_value
+    if inference.router_service_type == "NodePort":
+        values["scoringFe.serviceType.nodePort"] = "True"
+    elif inference.internal_load_balancer:
         values["internalLoadBalancerProvider"] = "azure"
         values["scoringFe.serviceType.internalLoadBalancer"] = "True"
     if inference.tls_enabled:
@@ -94,9 +112,11 @@ class KubernetesInference(pulumi.ComponentResource):
         *,
         resource_group_name: pulumi.Input[str],
         workspace_name: pulumi.Input[str],
+        workspace_id: pulumi.Input[str],
         cluster_id: pulumi.Output[str],
         cluster_name: pulumi.Output[str],
         kubeconfig: pulumi.Output[str],
+        private_link: list[pulumi.Resource] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("mlops:aml:KubernetesInference", name, None, opts)
@@ -109,7 +129,7 @@ class KubernetesInference(pulumi.ComponentResource):
         )
         k8s_opts = {"provider": provider}
 
-        before_extension: list[pulumi.Resource] = []
+        before_extension: list[pulumi.Resource] = list(private_link or [])
         if inference.tls_enabled:
             config = pulumi.Config(NAMESPACE)
             system_namespace = k8s.core.v1.Namespace(
@@ -174,6 +194,16 @@ class KubernetesInference(pulumi.ComponentResource):
             for namespace in namespaces
         }
 
+        self.trusted_access = aks.TrustedAccessRoleBinding(
+            f"{name}-trusted-access",
+            resource_group_name=resource_group_name,
+            resource_name_=cluster_name,
+            trusted_access_role_binding_name=f"azureml-{settings.names.ml_workspace}"[:24],
+            source_resource_id=workspace_id,
+            roles=[TRUSTED_ACCESS_ROLE],
+            opts=child(self),
+        )
+
         self.computes: dict[str, ml.Compute] = {}
         for namespace in namespaces:
             self.computes[namespace] = ml.Compute(
@@ -196,6 +226,7 @@ class KubernetesInference(pulumi.ComponentResource):
                     self,
                     depends_on=[
                         self.extension,
+                        self.trusted_access,
                         self.namespaces[namespace],
                         *self.instance_types,
                     ],

@@ -74,10 +74,10 @@ class Endpoints(pulumi.ComponentResource):
                 auth_mode=cfg.online_auth_mode_arm,
                 compute=kubernetes_compute_id,
                 description=f"Diabetes model, {settings.environment} (deployments by the release)",
-                # Kubernetes endpoints are reached through the router, not this switch.
-                public_network_access=None
-                if on_kubernetes
-                else ("Enabled" if settings.network.public_network_access else "Disabled"),
+                # Set on purpose in every environment: left out, Azure applies its default
+                # ("Enabled"). A Kubernetes endpoint is reached through the inference router,
+                # whose load balancer decides reachability; the flag states the same intent.
+                public_network_access=_public_access(settings),
             ),
             tags=tags,
             opts=child(
@@ -104,3 +104,11 @@ class Endpoints(pulumi.ComponentResource):
         self.register_outputs(
             {"online_endpoint": self.online.name, "batch_endpoint": self.batch.name}
         )
+
+
+def _public_access(settings: Settings) -> str:
+    """publicNetworkAccess of the online endpoint: off wherever the platform is private."""
+    private_router = settings.aks.enabled and settings.inference.internal_load_balancer
+    if settings.network.public_network_access and not private_router:
+        return "Enabled"
+    return "Disabled"

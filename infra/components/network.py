@@ -1,9 +1,18 @@
 """Private network of an environment: VNet, subnets, private DNS zones, private endpoints.
 
-Created when `network.privateNetwork` is on (prod). AKS nodes live in the AKS subnet;
-storage, Key Vault, ACR and the workspace get private endpoints in the endpoint subnet,
-resolved through the private DNS zones linked to the VNet. With public access disabled
-this is the only path to them, so pipelines need an agent inside (or peered with) the VNet.
+Created when `network.privateNetwork` is on (prod). This is the customer-VNet pattern
+Azure ML documents for bring-your-own AKS (a managed network does not support Kubernetes
+compute: Learn, "how-to-managed-network", Limitations): AKS nodes live in the AKS subnet,
+the training cluster in the training subnet, and storage (blob, file), Key Vault, ACR and
+the workspace get private endpoints in the endpoint subnet of the same VNet, resolved
+through the private DNS zones linked to it. With public access disabled this is the only
+path to them, so pipelines need an agent inside (or peered with) the VNet.
+
+The training cluster has no public IPs; Learn ("how-to-secure-training-vnet", No public IP)
+says such a cluster has no internet outbound unless the subnet routes to a public IP, "for
+example ... Virtual Network NAT with a public IP", so its subnet gets a NAT gateway. Its
+inbound needs (VirtualNetwork to VirtualNetwork on 29876-29877, AzureLoadBalancer on 44224)
+are covered by the default NSG rules, so no NSG is added.
 """
 
 from __future__ import annotations
@@ -74,8 +83,38 @@ class Network(pulumi.ComponentResource):
             # Subnet writes on one VNet must not run in parallel.
             opts=child(self, depends_on=[aks_subnet]),
         )
+        nat_ip = network.PublicIPAddress(
+            f"{name}-nat-ip",
+            public_ip_address_name=f"pip-{settings.names.vnet}-nat",
+            resource_group_name=resource_group_name,
+            location=settings.location,
+            sku=network.PublicIPAddressSkuArgs(name="Standard"),
+            public_ip_allocation_method="Static",
+            tags=tags,
+            opts=child(self),
+        )
+        nat = network.NatGateway(
+            f"{name}-nat",
+            nat_gateway_name=f"ng-{settings.names.vnet}",
+            resource_group_name=resource_group_name,
+            location=settings.location,
+            sku=network.NatGatewaySkuArgs(name="Standard"),
+            public_ip_addresses=[network.SubResourceArgs(id=nat_ip.id)],
+            tags=tags,
+            opts=child(self),
+        )
+        training_subnet = network.Subnet(
+            f"{name}-training",
+            subnet_name="snet-training",
+            resource_group_name=resource_group_name,
+            virtual_network_name=vnet.name,
+            address_prefix=net.training_subnet,
+            nat_gateway=network.SubResourceArgs(id=nat.id),
+            opts=child(self, depends_on=[pe_subnet]),
+        )
         self.aks_subnet_id = aks_subnet.id
         self.private_endpoint_subnet_id = pe_subnet.id
+        self.training_subnet_id = training_subnet.id
         self.aci_subnet_id = None
         if settings.aci.enabled and not settings.aci.public:
             aci_subnet = network.Subnet(
@@ -89,7 +128,7 @@ class Network(pulumi.ComponentResource):
                         name="aci", service_name="Microsoft.ContainerInstance/containerGroups"
                     )
                 ],
-                opts=child(self, depends_on=[pe_subnet]),
+                opts=child(self, depends_on=[training_subnet]),
             )
             self.aci_subnet_id = aci_subnet.id
 
@@ -133,8 +172,8 @@ class Network(pulumi.ComponentResource):
         target_id: pulumi.Input[str],
         group_id: str,
         target_name: str,
-    ) -> network.PrivateEndpoint:
-        """A private endpoint for `target_id` with its DNS records in the linked zones."""
+    ) -> tuple[network.PrivateEndpoint, network.PrivateDnsZoneGroup]:
+        """A private endpoint for `target_id` and the zone group holding its DNS records."""
         endpoint = network.PrivateEndpoint(
             name,
             private_endpoint_name=f"pe-{target_name}-{group_id}",
@@ -151,7 +190,7 @@ class Network(pulumi.ComponentResource):
             tags=self._settings.all_tags,
             opts=child(parent),
         )
-        network.PrivateDnsZoneGroup(
+        zone_group = network.PrivateDnsZoneGroup(
             f"{name}-dns",
             private_dns_zone_group_name="default",
             private_endpoint_name=endpoint.name,
@@ -164,4 +203,4 @@ class Network(pulumi.ComponentResource):
             ],
             opts=child(parent),
         )
-        return endpoint
+        return endpoint, zone_group

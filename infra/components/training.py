@@ -31,6 +31,8 @@ class TrainingCompute(pulumi.ComponentResource):
         client: ClientConfig,
         acr_id: pulumi.Input[str],
         storage_id: pulumi.Input[str],
+        subnet_id: pulumi.Input[str] | None = None,
+        private_link: list[pulumi.Resource] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("mlops:training:TrainingCompute", name, None, opts)
@@ -49,8 +51,9 @@ class TrainingCompute(pulumi.ComponentResource):
                  "Training jobs read data and write outputs"),
             ],
         )  # fmt: skip
-        # Without a managed network the nodes need public IPs to reach Azure ML.
-        isolated = settings.network.workspace_isolation_mode != "Disabled"
+        # In a managed network or in our VNet (with the workspace behind a private endpoint
+        # and a NAT gateway for outbound) the nodes need no public IPs; otherwise they do.
+        isolated = settings.network.managed_network or subnet_id is not None
         self.compute = ml.Compute(
             f"{name}-cluster",
             compute_name=training.compute_name,
@@ -67,6 +70,7 @@ class TrainingCompute(pulumi.ComponentResource):
                     vm_priority=training.vm_priority,
                     os_type="Linux",
                     enable_node_public_ip=not isolated,
+                    subnet=ml.ResourceIdArgs(id=subnet_id) if subnet_id is not None else None,
                     remote_login_port_public_access="Disabled",
                     scale_settings=ml.ScaleSettingsArgs(
                         min_node_count=training.min_nodes,
@@ -78,7 +82,7 @@ class TrainingCompute(pulumi.ComponentResource):
                 ),
             ),
             tags=settings.all_tags,
-            opts=child(self, depends_on=self.identity.grants),
+            opts=child(self, depends_on=[*self.identity.grants, *(private_link or [])]),
         )
         self.compute_name = self.compute.name
         self.principal_id = self.identity.principal_id

@@ -277,6 +277,9 @@ class Workspace(pulumi.ComponentResource):
             )
 
         # --- private endpoints (prod) ------------------------------------------------------
+        # What must exist before anything reaches the workspace over the VNet (the AKS
+        # extension, the compute attach, the training cluster): endpoints and DNS records.
+        self.private_link: list[pulumi.Resource] = []
         if network is not None:
             targets: list[tuple[str, pulumi.Output[str], str, str]] = [
                 ("blob", self.storage.id, "blob", names.storage_account),
@@ -286,7 +289,7 @@ class Workspace(pulumi.ComponentResource):
                 ("workspace", self.workspace.id, "amlworkspace", names.ml_workspace),
             ]
             for key, target_id, group_id, target_name in targets:
-                network.private_endpoint(
+                self.private_link += network.private_endpoint(
                     f"{name}-pe-{key}",
                     parent=self,
                     target_id=target_id,

@@ -122,7 +122,7 @@ def test_check_dev_end_to_end() -> None:
     result = _mlops("infra", "check", "--stack", "dev")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "CKV_AZURE_141" in result.stdout and "CKV_AZURE_172" in result.stdout
-    assert "2 documented exceptions" in result.stdout
+    assert "3 documented exceptions" in result.stdout
     assert "0 failed" in result.stdout
 
 

@@ -37,10 +37,16 @@ def test_prod_disables_public_network_access(prod: RecordedStack, dev: RecordedS
     )
     workspace = prod.one("azure-native:machinelearningservices:Workspace")
     assert workspace.get("publicNetworkAccess") == "Disabled"
-    assert workspace.get("managedNetwork.isolationMode") == "AllowInternetOutbound"
-    rule = workspace.get("managedNetwork.outboundRules")["shared-model-registry"]
-    assert rule["type"] == "PrivateEndpoint"
-    assert rule["destination"]["subresourceTarget"] == "amlregistry"
+    # Kubernetes compute rules out a managed network (Learn, "how-to-managed-network").
+    assert workspace.get("managedNetwork") is None
+    online = prod.one("azure-native:machinelearningservices:OnlineEndpoint")
+    assert online.get("properties.publicNetworkAccess") == "Disabled"
+    assert (
+        dev.one("azure-native:machinelearningservices:OnlineEndpoint").get(
+            "properties.publicNetworkAccess"
+        )
+        == "Enabled"
+    )
     # dev stays reachable for laptops and hosted agents
     assert dev.one("azure-native:storage:StorageAccount").get("publicNetworkAccess") == "Enabled"
 
@@ -55,7 +61,21 @@ def test_prod_reaches_everything_through_private_endpoints(prod: RecordedStack) 
     cluster = prod.one("azure-native:containerservice:ManagedCluster")
     for pool in cluster.get("agentPoolProfiles"):
         assert pool["vnetSubnetID"].endswith("/subnets/snet-aks")
-    assert cluster.get("apiServerAccessProfile.authorizedIPRanges") == ["203.0.113.0/24"]
+    assert cluster.get("apiServerAccessProfile") == {
+        "enablePrivateCluster": True,
+        "enablePrivateClusterPublicFQDN": True,
+    }
+    # The training cluster joins the same VNet, without public IPs, egressing through NAT.
+    training = prod.one("azure-native:machinelearningservices:Compute", "training-cluster")
+    assert training.get("properties.properties.subnet.id").endswith("/subnets/snet-training")
+    assert training.get("properties.properties.enableNodePublicIp") is False
+    subnet = next(
+        s
+        for s in prod.of_type("azure-native:network:Subnet")
+        if s.get("subnetName") == "snet-training"
+    )
+    nat = prod.one("azure-native:network:NatGateway")
+    assert subnet.get("natGateway.id") == nat.outputs["id"]
 
 
 def test_dev_and_qa_have_no_private_network(dev: RecordedStack, qa: RecordedStack) -> None:
@@ -64,11 +84,12 @@ def test_dev_and_qa_have_no_private_network(dev: RecordedStack, qa: RecordedStac
         assert not recorded.of_type("azure-native:network:PrivateEndpoint")
 
 
-def test_prod_uses_premium_acr_with_quarantine(prod: RecordedStack, dev: RecordedStack) -> None:
+def test_prod_uses_premium_acr_without_quarantine(prod: RecordedStack, dev: RecordedStack) -> None:
     registry = prod.one("azure-native:containerregistry:Registry")
     assert registry.get("sku.name") == "Premium"
     assert registry.get("zoneRedundancy") == "Enabled"
-    assert registry.get("policies.quarantinePolicy.status") == "enabled"
+    # Azure ML pushes and pulls its environment images here: quarantine would block them.
+    assert registry.get("policies.quarantinePolicy.status") == "disabled"
     assert dev.one("azure-native:containerregistry:Registry").get("sku.name") == "Standard"
     for recorded in (prod, dev):
         assert recorded.one("azure-native:containerregistry:Registry").get("adminUserEnabled") is (
@@ -164,7 +185,6 @@ def test_pipeline_principal_gets_only_its_grants(stack_config) -> None:
 
     assert sorted(ALLOWED_ROLES[r] for r in roles) == [
         "AcrPush",
-        "AcrQuarantineWriter",
         "AzureML Data Scientist",
         "AzureML Registry User",
         "Key Vault Secrets User",
