@@ -19,7 +19,7 @@ from scoring.batch_driver import (
     OUTPUT_COLUMNS,
     PART_SUFFIX,
     Progress,
-    format_floats,
+    csv_lines,
     merge_parts,
     part_name,
     score_files,
@@ -381,7 +381,7 @@ def test_output_is_identical_to_the_previous_driver_on_the_demo_data(
      1.2345678901234568e17, 1e22, 123456.789, 2.0**53],
 )  # fmt: skip
 def test_floats_are_written_as_python_writes_them(value: float) -> None:
-    assert format_floats(np.array([value])).to_pylist() == [repr(value)]
+    assert csv_lines("a", np.array([[value, 0.5]])).to_pylist() == [f"a,{value!r},0.5"]
 
 
 def test_random_floats_are_written_as_python_writes_them() -> None:
@@ -395,7 +395,9 @@ def test_random_floats_are_written_as_python_writes_them() -> None:
             rng.uniform(-1, 1, size=5_000) * 10.0 ** rng.integers(-300, 300, size=5_000),
         ]
     )
-    assert format_floats(values).to_pylist() == [repr(value) for value in values.tolist()]
+    rows = values.reshape(-1, 8)
+    expected = [",".join(["x", *map(repr, row)]) for row in rows.tolist()]
+    assert csv_lines("x", rows).to_pylist() == expected
     assert all(math.isfinite(v) for v in values)
 
 

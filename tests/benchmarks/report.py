@@ -1,0 +1,103 @@
+"""The benchmarks' shared result row and table: one line per figure, its limit, the verdict.
+
+Every figure is compared with a baseline or limit measured in the same run (never a number
+remembered from another machine): `ratio = value / reference`, and a target is a bound on that
+ratio (or, where the issue says so, on the value itself).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured figure against its reference."""
+
+    area: str  # batch, collection, scoring, start-up
+    metric: str
+    value: float
+    unit: str
+    reference: float | None = None  # the baseline or limit measured in the same run
+    reference_name: str = ""
+    target: str = ""  # a bound on the ratio or on the value, as printed
+    passed: bool | None = None  # None: a figure without a target
+
+    @property
+    def ratio(self) -> float | None:
+        if self.reference is None or self.reference == 0:
+            return None
+        return self.value / self.reference
+
+
+def ratio_row(
+    area: str,
+    metric: str,
+    value: float,
+    unit: str,
+    reference: float,
+    reference_name: str,
+    *,
+    at_most: float | None = None,
+    at_least: float | None = None,
+) -> Row:
+    """A row whose target bounds value / reference."""
+    ratio = value / reference if reference else float("nan")
+    if at_most is not None:
+        return Row(area, metric, value, unit, reference, reference_name, f"≤ {at_most}×",
+                   ratio <= at_most)  # fmt: skip
+    if at_least is not None:
+        return Row(area, metric, value, unit, reference, reference_name, f"≥ {at_least}×",
+                   ratio >= at_least)  # fmt: skip
+    return Row(area, metric, value, unit, reference, reference_name)
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return ""
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
+
+
+def print_table(rows: list[Row], title: str) -> None:
+    """One table: area, metric, value, reference, ratio, target, verdict."""
+    print(f"\n{title}")
+    header = (
+        f"{'area':<10} {'metric':<46} {'value':>12} {'reference':>12} {'ratio':>7}  "
+        f"{'target':<10} pass  reference is"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        ratio = "" if row.ratio is None else f"{row.ratio:.2f}×"
+        verdict = {True: "yes", False: "NO", None: ""}[row.passed]
+        print(
+            f"{row.area:<10} {row.metric:<46} {_number(row.value) + ' ' + row.unit:>12} "
+            f"{_number(row.reference):>12} {ratio:>7}  {row.target:<10} {verdict:<4}  "
+            f"{row.reference_name}"
+        )
+
+
+def write_json(rows: list[Row], path: Path, **context: object) -> None:
+    """The rows (with ratios) and the run's context as JSON."""
+    document = {
+        **context,
+        "rows": [asdict(row) | {"ratio": row.ratio} for row in rows],
+        "missed": [f"{row.area}: {row.metric}" for row in rows if row.passed is False],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def missed(rows: list[Row]) -> list[str]:
+    return [f"{row.area}: {row.metric}" for row in rows if row.passed is False]
