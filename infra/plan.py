@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from infra.recording import PLACEHOLDER_PREFIX, RecordedResource, RecordedStack
+from infra.recording import PLACEHOLDER_PREFIX, RecordedResource
 
 MASK = "[secret]"
 
@@ -98,6 +98,11 @@ def azure_name(resource: RecordedResource) -> str:
     from infra.policies import ALLOWED_ROLES
 
     inputs = resource.inputs
+    if resource.type.startswith("azuredevops:"):
+        for key in ("name", "serviceEndpointName", "displayName", "settings.displayName"):
+            if isinstance(resource.get(key), str):
+                return str(resource.get(key))
+        return resource.name
     if resource.type.startswith("kubernetes:"):
         return str(resource.get("metadata.name", resource.name))
     if resource.type == "azure-native:authorization:RoleAssignment":
@@ -170,7 +175,24 @@ def _redacted(resource: RecordedResource) -> dict[str, Any]:
     return inputs
 
 
-def plan_json(recorded: RecordedStack) -> dict[str, Any]:
+class RecordedGraph(Protocol):
+    """What the plan reads: a platform stack's recording or the Azure DevOps stack's."""
+
+    @property
+    def stack(self) -> str: ...
+    @property
+    def environment(self) -> str: ...
+    @property
+    def resources(self) -> list[RecordedResource]: ...
+    @property
+    def outputs(self) -> dict[str, Any]: ...
+    @property
+    def secret_outputs(self) -> frozenset[str]: ...
+    @property
+    def by_urn(self) -> dict[str, RecordedResource]: ...
+
+
+def plan_json(recorded: RecordedGraph) -> dict[str, Any]:
     """The plan as data: every resource with its type, names, parent and inputs."""
     by_urn = recorded.by_urn
     resources = []
@@ -192,7 +214,7 @@ def plan_json(recorded: RecordedStack) -> dict[str, Any]:
         )
     return {
         "stack": recorded.stack,
-        "environment": recorded.settings.environment,
+        "environment": recorded.environment,
         "resource_count": sum(1 for r in recorded.resources if r.custom),
         "resources": resources,
         "outputs": {
@@ -202,7 +224,7 @@ def plan_json(recorded: RecordedStack) -> dict[str, Any]:
     }
 
 
-def tree_rows(recorded: RecordedStack) -> list[tuple[int, RecordedResource]]:
+def tree_rows(recorded: RecordedGraph) -> list[tuple[int, RecordedResource]]:
     """(depth, resource) in tree order: top-level resources, then components and children."""
     children: dict[str, list[RecordedResource]] = {}
     for resource in recorded.resources:

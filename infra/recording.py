@@ -101,6 +101,11 @@ class RecordedStack:
         return iter(self.resources)
 
     @property
+    def environment(self) -> str:
+        """The stack's environment (dev, qa, prod), as the plan shows it."""
+        return self.settings.environment
+
+    @property
     def by_urn(self) -> dict[str, RecordedResource]:
         return {resource.urn: resource for resource in self.resources}
 

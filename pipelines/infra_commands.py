@@ -24,6 +24,8 @@ from pipelines.console import console, err_console
 from pipelines.errors import MlopsError
 
 if TYPE_CHECKING:
+    from infra.devops.recording import RecordedDevops
+    from infra.plan import RecordedGraph
     from infra.recording import RecordedStack
     from infra.settings import Settings
 
@@ -61,6 +63,21 @@ def _record(stack: str) -> RecordedStack:
         raise MlopsError(str(error)) from None
 
 
+DEVOPS_STACK = "devops"
+"""The Azure DevOps stack (infra/devops): `mlops infra plan --stack devops` records it too."""
+
+
+def _record_devops() -> RecordedDevops:
+    """Validate the Azure DevOps stack file, then record its program offline."""
+    from infra.devops.recording import record_devops
+    from infra.devops.settings import DevopsSettingsError
+
+    try:
+        return record_devops()
+    except DevopsSettingsError as error:
+        raise MlopsError(str(error)) from None
+
+
 def _stacks(stack: str | None) -> list[str]:
     from infra.settings import available_stacks
 
@@ -74,7 +91,9 @@ def _stacks(stack: str | None) -> list[str]:
 
 @infra_app.command()
 def plan(
-    stack: str = typer.Option("dev", "--stack", "-s", help="Stack to plan (dev, qa, prod)."),
+    stack: str = typer.Option(
+        "dev", "--stack", "-s", help="Stack to plan (dev, qa, prod, or devops: infra/devops)."
+    ),
     output_format: PlanFormat = typer.Option(
         PlanFormat.table, "--format", "-f", help="table: a tree; json: type, name, inputs."
     ),
@@ -82,13 +101,17 @@ def plan(
     """Show every resource the stack would create, offline (`pulumi preview` is the live one)."""
     from infra.plan import azure_name, key_settings, plan_json, short_type, tree_rows
 
-    _stacks(stack)
-    recorded = _record(stack)
+    recorded: RecordedGraph
+    if stack == DEVOPS_STACK:
+        recorded = _record_devops()
+    else:
+        _stacks(stack)
+        recorded = _record(stack)
     if output_format is PlanFormat.json:
         print(json.dumps(plan_json(recorded), indent=2, default=str))
         return
     root = Tree(
-        f"[bold]stack {stack}[/] ({recorded.settings.environment}, "
+        f"[bold]stack {stack}[/] ({recorded.environment}, "
         f"{recorded.settings.location}): "
         f"{sum(1 for r in recorded.resources if r.custom)} resources"
     )

@@ -69,6 +69,14 @@ class RecordedDevops:
     settings: DevopsSettings
     resources: list[RecordedResource]
     outputs: dict[str, Any]
+    secret_outputs: frozenset[str] = frozenset()
+    stack: str = STACK
+    environment: str = STACK
+    """What `mlops infra plan` shows as the environment (the platform stacks show dev/qa/prod)."""
+
+    @property
+    def by_urn(self) -> dict[str, RecordedResource]:
+        return {resource.urn: resource for resource in self.resources}
 
     def of_type(self, type_token: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_token]
@@ -97,7 +105,7 @@ def record_devops(raw: Mapping[str, Any] | None = None) -> RecordedDevops:
     config = pulumi_config(read_stack_config() if raw is None else raw)
     devops_mocks = DevopsMocks()
     monitor = RecordingMonitor(devops_mocks, NAMESPACE, STACK)
-    settings, exported, _ = run_program(
+    settings, exported, secret_outputs = run_program(
         devops_mocks,
         monitor,
         project=NAMESPACE,
@@ -106,4 +114,4 @@ def record_devops(raw: Mapping[str, Any] | None = None) -> RecordedDevops:
         secret_keys=[],
         program=build,
     )
-    return RecordedDevops(settings, monitor.recorded, exported)
+    return RecordedDevops(settings, monitor.recorded, exported, secret_outputs)

@@ -41,6 +41,8 @@ CONFIG_KEYS = (
     "keyVault",
     "approvers",
     "environments",
+    "previewConnection",
+    "branchPolicies",
 )
 
 
@@ -54,6 +56,11 @@ class Repository:
     name: str
     branch: str
     github_service_connection_id: str | None
+    # Branch-control checks verify that the branch is protected. Azure DevOps reads that from
+    # the branch policies of an Azure Repos repository (this stack creates them); for GitHub it
+    # may not know, and this says whether "unknown" passes (CheckBranchControl,
+    # ignore_unknown_protection_status, pulumi-azuredevops docs). Refused for TfsGit.
+    ignore_unknown_protection_status: bool
 
     @property
     def ref(self) -> str:
@@ -68,6 +75,21 @@ class ServiceConnection:
     resource_group: str
     identity_name: str
     subscription_roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PreviewConnection:
+    """The read-only connection of pull-request previews, and the identity behind it."""
+
+    name: str
+    identity_name: str
+
+
+@dataclass(frozen=True)
+class BranchPolicies:
+    """Policies on the main branch of an Azure Repos repository."""
+
+    min_reviewers: int
 
 
 @dataclass(frozen=True)
@@ -102,6 +124,8 @@ class DevopsSettings:
     key_vault: KeyVault
     approvers: tuple[str, ...]
     environments: tuple[EnvironmentChecks, ...]
+    preview_connection: PreviewConnection
+    branch_policies: BranchPolicies
 
     def environment(self, name: str) -> EnvironmentChecks:
         for environment in self.environments:
@@ -172,11 +196,19 @@ def settings_from_config(raw: Mapping[str, Any]) -> DevopsSettings:
             "create a GitHub service connection and put its id here",
         )
     name_pattern = re.compile(r"[\w.-]+/[\w.-]+") if repo_type == "GitHub" else _NAME
+    ignore_unknown = _flag(repo, "ignoreUnknownProtectionStatus", "repository")
+    if ignore_unknown and repo_type != "GitHub":
+        raise _fail(
+            "repository.ignoreUnknownProtectionStatus",
+            "is true for an Azure Repos repository",
+            "remove it: this stack's branch policies make main's protection known",
+        )
     repository = Repository(
         type=str(repo_type),
         name=_text(repo, "name", "repository", name_pattern),
         branch=_text(repo, "branch", "repository", re.compile(r"[\w./-]+")),
         github_service_connection_id=github_connection,
+        ignore_unknown_protection_status=ignore_unknown,
     )
 
     sc = _mapping(raw, "serviceConnection")
@@ -254,6 +286,33 @@ def settings_from_config(raw: Mapping[str, Any]) -> DevopsSettings:
                 "drops a check",
                 "production keeps approval, branch control and the exclusive lock",
             )
+    preview = _mapping(raw, "previewConnection")
+    preview_connection = PreviewConnection(
+        name=_text(preview, "name", "previewConnection", _NAME),
+        identity_name=_text(preview, "identityName", "previewConnection", _NAME),
+    )
+    if preview_connection.name == service_connection.name:
+        raise _fail(
+            "previewConnection.name",
+            f"is {preview_connection.name!r}, the deploying connection's name",
+            "give pull-request previews their own connection",
+        )
+    if preview_connection.identity_name == service_connection.identity_name:
+        raise _fail(
+            "previewConnection.identityName",
+            f"is {preview_connection.identity_name!r}, the deploying identity",
+            "give pull-request previews their own read-only identity",
+        )
+    policies = _mapping(raw, "branchPolicies")
+    reviewers = policies.get("minReviewers")
+    if isinstance(reviewers, float) and reviewers.is_integer():
+        reviewers = int(reviewers)  # Pulumi passes numbers as floats
+    if isinstance(reviewers, bool) or not isinstance(reviewers, int) or not 1 <= reviewers <= 10:
+        raise _fail(
+            "branchPolicies.minReviewers",
+            f"is {reviewers!r}",
+            "use a whole number of reviewers from 1 to 10",
+        )
     location = raw.get("azure-native:location")
     if not isinstance(location, str) or not location:
         raise DevopsSettingsError("azure-native:location is missing; set the identity's region.")
@@ -266,6 +325,8 @@ def settings_from_config(raw: Mapping[str, Any]) -> DevopsSettings:
         key_vault=key_vault,
         approvers=approvers,
         environments=tuple(environments),
+        preview_connection=preview_connection,
+        branch_policies=BranchPolicies(min_reviewers=reviewers),
     )
 
 

@@ -17,6 +17,7 @@ TEMPLATES_DIR = PIPELINES_DIR / "templates"
 
 MACRO = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.\-]*)\)")
 TEMPLATE_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
+WHOLE_SCRIPT = re.compile(r"\$\{\{\s*parameters\.script\s*\}\}")
 SET_VARIABLE = re.compile(r"##vso\[task\.setvariable variable=([A-Za-z0-9_.\-]+)")
 PREDEFINED_PREFIXES = (
     "Build.",
@@ -91,6 +92,58 @@ def scripts(tree: Any) -> list[str]:
             if isinstance(value, str) and not TEMPLATE_EXPRESSION.fullmatch(value.strip()):
                 found.append(value)
     return found
+
+
+SCRIPT_KEYS = ("script", "bash", "inlineScript")
+
+
+def script_bodies(tree: Any) -> list[str]:
+    """Every script body of a file: `script`/`bash` steps, AzureCLI `inlineScript`, and the
+    `script` parameter of a template call, including the whole-expression ones."""
+    return [
+        value
+        for mapping in walk(tree)
+        for key in SCRIPT_KEYS
+        if isinstance(value := mapping.get(key), str)
+    ]
+
+
+def pasted_expressions(tree: Any) -> list[str]:
+    """Template expressions pasted into script text, where their value would become code.
+
+    One form is allowed: in a template that declares a `script` parameter, a body that is
+    nothing but `${{ parameters.script }}`, the way such a template runs the whole script it
+    takes (azure-cli.yml): the caller's script is checked where it is written."""
+    declared = (
+        {p.get("name") for p in (tree.get("parameters") or []) if isinstance(p, dict)}
+        if isinstance(tree, dict)
+        else set()
+    )
+    found = []
+    for body in script_bodies(tree):
+        if "script" in declared and WHOLE_SCRIPT.fullmatch(body.strip()):
+            continue
+        found += TEMPLATE_EXPRESSION.findall(body)
+    return found
+
+
+def template_calls(tree: Any, template: str) -> list[dict[str, Any]]:
+    """The `parameters` of every call of a template (by file name) in a file."""
+    return [
+        dict(mapping.get("parameters") or {})
+        for mapping in walk(tree)
+        if isinstance(mapping.get("template"), str) and Path(mapping["template"]).name == template
+    ]
+
+
+def template_defaults(path: Path) -> dict[str, Any]:
+    """A template's parameter defaults."""
+    return {p["name"]: p.get("default") for p in load(path).get("parameters") or ()}
+
+
+def is_true(value: Any) -> bool:
+    """A YAML boolean as Azure Pipelines reads it (the schema wants booleans as strings)."""
+    return value is True or str(value).lower() == "true"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from infra.devops.settings import (
     read_stack_config,
     settings_from_config,
 )
+from infra.recording import RecordedResource
 
 ENV = "azuredevops:index/environment:Environment"
 APPROVAL = "azuredevops:index/checkApproval:CheckApproval"
@@ -42,6 +43,8 @@ def test_components_parent_every_resource(devops: RecordedDevops) -> None:
             "ServiceConnection",
             "VariableGroups",
             "Environments",
+            "BranchChecks",
+            "BranchPolicies",
             "Pipelines",
         )
     }
@@ -66,25 +69,46 @@ def test_qa_and_prod_have_approval_branch_control_and_lock(devops: RecordedDevop
     assert branch.inputs["verifyBranchProtection"] is True
 
 
-def test_service_connection_is_secretless_and_federated(devops: RecordedDevops) -> None:
-    [endpoint] = devops.of_type(ENDPOINT)
-    assert endpoint.inputs["serviceEndpointAuthenticationScheme"] == "WorkloadIdentityFederation"
-    assert set(endpoint.inputs["credentials"]) == {"serviceprincipalid"}
-    assert not endpoint.secret_inputs
-    [federation] = devops.of_type(FEDERATION)
-    assert federation.inputs["issuer"] == endpoint.outputs["workloadIdentityFederationIssuer"]
-    assert federation.inputs["subject"] == endpoint.outputs["workloadIdentityFederationSubject"]
-    assert federation.inputs["audiences"] == ["api://AzureADTokenExchange"]
-    [identity] = devops.of_type("azure-native:managedidentity:UserAssignedIdentity")
-    assert endpoint.inputs["credentials"]["serviceprincipalid"] == identity.outputs["clientId"]
+def endpoint(devops: RecordedDevops, name: str) -> RecordedResource:
+    [found] = [r for r in devops.of_type(ENDPOINT) if r.inputs["serviceEndpointName"] == name]
+    return found
+
+
+def test_both_service_connections_are_secretless_and_federated(devops: RecordedDevops) -> None:
+    identities = {
+        r.outputs["clientId"]: r.inputs["resourceName"]
+        for r in devops.of_type("azure-native:managedidentity:UserAssignedIdentity")
+    }
+    federations = devops.of_type(FEDERATION)
+    settings = devops.settings
+    expected = {
+        settings.service_connection.name: settings.service_connection.identity_name,
+        settings.preview_connection.name: settings.preview_connection.identity_name,
+    }
+    assert {e.inputs["serviceEndpointName"] for e in devops.of_type(ENDPOINT)} == set(expected)
+    for name, identity_name in expected.items():
+        connection = endpoint(devops, name)
+        inputs = connection.inputs
+        assert inputs["serviceEndpointAuthenticationScheme"] == "WorkloadIdentityFederation"
+        assert set(inputs["credentials"]) == {"serviceprincipalid"}
+        assert not connection.secret_inputs
+        assert identities[inputs["credentials"]["serviceprincipalid"]] == identity_name
+        [federation] = [
+            f
+            for f in federations
+            if f.inputs["subject"] == connection.outputs["workloadIdentityFederationSubject"]
+        ]
+        assert federation.inputs["issuer"] == connection.outputs["workloadIdentityFederationIssuer"]
+        assert federation.inputs["audiences"] == ["api://AzureADTokenExchange"]
+        assert federation.inputs["resourceName"] == identity_name
 
 
 def test_secrets_group_is_linked_to_key_vault(devops: RecordedDevops) -> None:
     secrets = devops.named("secrets")
-    [endpoint] = devops.of_type(ENDPOINT)
+    deploying = endpoint(devops, devops.settings.service_connection.name)
     assert secrets.inputs["keyVault"] == {
         "name": devops.settings.key_vault.name,
-        "serviceEndpointId": endpoint.outputs["id"],
+        "serviceEndpointId": deploying.outputs["id"],
     }
     assert all("value" not in v for v in secrets.inputs["variables"])
     assert secrets.inputs["allowAccess"] is False

@@ -129,9 +129,13 @@ def test_no_secret_in_yaml() -> None:
     )
     for path in pf.all_files():
         assert not forbidden.search(path.read_text()), path.name
-    # Secrets reach a step only through an explicit env mapping of the Key Vault group's names.
-    azure_cli = pf.load(pf.TEMPLATES_DIR / "azure-cli.yml")["steps"][0]
-    assert azure_cli["env"]["PULUMI_CONFIG_PASSPHRASE"] == "$(pulumi-config-passphrase)"
+    # Secrets reach a step only through an explicit env mapping of the Key Vault group's names,
+    # and only with the deploying connection.
+    env = pf.load(pf.TEMPLATES_DIR / "azure-cli.yml")["steps"][0]["env"]
+    assert env["${{ if eq(parameters.connection, 'deploy') }}"] == {
+        "PULUMI_CONFIG_PASSPHRASE": "$(pulumi-config-passphrase)"
+    }
+    assert "PULUMI_CONFIG_PASSPHRASE" not in env
 
 
 def test_tool_versions_are_pinned() -> None:
@@ -146,8 +150,10 @@ def test_tool_versions_are_pinned() -> None:
     assert variables["pulumiVersion"] == pulumi.group(1)
     assert re.fullmatch(r"\d+\.\d+\.\d+", variables["uvVersion"])
     assert variables["pythonVersion"] == "3.11"
-    setup = (pf.TEMPLATES_DIR / "setup-pulumi.yml").read_text()
-    assert '--version "$(pulumiVersion)"' in setup
+    [install] = pf.load(pf.TEMPLATES_DIR / "setup-pulumi.yml")["steps"]
+    assert install["env"] == {"PULUMI_VERSION": "$(pulumiVersion)"}
+    assert "sha256sum --check" in install["script"]
+    assert not re.search(r"\|\s*(sh|bash)\b", install["script"])  # no curl | sh
     assert '"uv==$(uvVersion)"' in (pf.TEMPLATES_DIR / "setup-python.yml").read_text()
     for path in pf.pipeline_files():
         assert pf.load(path)["pool"]["vmImage"] != "ubuntu-latest"
@@ -158,9 +164,16 @@ def test_azure_steps_use_the_stacks_service_connection() -> None:
     variables = pf.load(pf.TEMPLATES_DIR / "variables.yml")["variables"]
     [name] = [v["value"] for v in variables if v.get("name") == "azureServiceConnection"]
     assert name == stack["mlops-devops:serviceConnection"]["name"]
+    [preview] = [v["value"] for v in variables if v.get("name") == "azurePreviewServiceConnection"]
+    assert preview == stack["mlops-devops:previewConnection"]["name"]
     task = pf.load(pf.TEMPLATES_DIR / "azure-cli.yml")["steps"][0]
     assert task["task"] == "AzureCLI@2"
-    assert task["inputs"]["azureSubscription"] == "${{ variables.azureServiceConnection }}"
+    assert task["inputs"]["${{ if eq(parameters.connection, 'preview') }}"] == {
+        "azureSubscription": "${{ variables.azurePreviewServiceConnection }}"
+    }
+    assert task["inputs"]["${{ else }}"] == {
+        "azureSubscription": "${{ variables.azureServiceConnection }}"
+    }
 
 
 def test_environments_exist_and_production_is_locked(devops: RecordedDevops) -> None:
@@ -211,15 +224,24 @@ def _render(text: str, parameters: dict[str, str], variables: dict[str, str]) ->
     return text
 
 
-def _run_step(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _run_step(
+    script: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """A `script:` step as the hosted agent runs it: bash, python3 on the PATH (no jq), in the
-    checkout (the repository root)."""
+    checkout (the repository root), with the step's `env:`."""
     path = f"{os.environ.get('PATH', '')}{os.pathsep}{Path(sys.executable).parent}"
     return subprocess.run(
         ["bash", "--noprofile", "--norc", "-c", script],
         capture_output=True, text=True, check=False, timeout=30, cwd=cwd,
-        env={**os.environ, "PATH": path},
+        env={**os.environ, "PATH": path, **(env or {})},
     )  # fmt: skip
+
+
+def _step_env(
+    step: dict[str, Any], parameters: dict[str, str], variables: dict[str, str]
+) -> dict[str, str]:
+    """A step's `env:` as the agent sets it: template parameters and macros expanded."""
+    return {k: _render(str(v), parameters, variables) for k, v in (step.get("env") or {}).items()}
 
 
 @dataclass
@@ -255,24 +277,33 @@ class Handoff:
         steps = pf.load(pf.TEMPLATES_DIR / "gate-summary.yml")["steps"]
         outputs = []
         for step in (s for s in steps if "script" in s):
-            result = _run_step(_render(step["script"], parameters, self.variables), pf.ROOT)
+            env = _step_env(step, parameters, self.variables)
+            result = _run_step(_render(step["script"], {}, self.variables), pf.ROOT, env)
             assert result.returncode == 0, result.stdout + result.stderr
             outputs.append(result.stdout)
         [publish] = [s for s in steps if "publish" in s]
         assert publish["artifact"] == "gate"
         return outputs, Path(_render(publish["publish"], parameters, self.variables))
 
-    def release(self, artifact: Path, model: str = "") -> subprocess.CompletedProcess[str]:
-        """Download the artifact as the release does, then run resolve-model.yml's script."""
+    def release(
+        self, artifact: Path | None, model: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Download the artifact as the release does, then run resolve-model.yml's script with
+        the release's `model` parameter (its default unless given)."""
         steps = pf.load(pf.TEMPLATES_DIR / "resolve-model.yml")["steps"]
         [download] = [m for m in pf.walk(steps) if "download" in m]
         release = pf.load(pf.PIPELINES_DIR / "release.azure-pipelines.yml")
         [resource] = release["resources"]["pipelines"]
         assert download["download"] == resource["pipeline"]
-        target = Path(self.variables["Pipeline.Workspace"], download["download"])
-        shutil.copytree(artifact, target / download["artifact"])  # a directory artifact
-        [script] = [m["script"] for m in pf.walk(steps) if "script" in m]
-        return _run_step(_render(script, {"model": model}, self.variables), pf.ROOT)
+        [parameter] = release["parameters"]
+        model = parameter["default"] if model is None else model
+        if artifact is not None:
+            target = Path(self.variables["Pipeline.Workspace"], download["download"])
+            shutil.copytree(artifact, target / download["artifact"])  # a directory artifact
+        [step] = [m for m in pf.walk(steps) if "script" in m]
+        env = _step_env(step, {"model": model}, self.variables)
+        env["PIPELINE_WORKSPACE"] = self.variables["Pipeline.Workspace"]  # predefined, as env
+        return _run_step(_render(step["script"], {}, self.variables), pf.ROOT, env)
 
 
 @pytest.mark.parametrize("registered", [True, False])
@@ -349,3 +380,36 @@ def test_the_documented_gate_json_is_the_written_one() -> None:
     written = gate_record(_decision(True), "diabetes-ridge:7")
     assert list(documented) == list(written)
     assert {k: type(v) for k, v in documented.items()} == {k: type(v) for k, v in written.items()}
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "diabetes-ridge:4; echo pwned",
+        "$(touch {marker})",
+        "diabetes-ridge:4\n##vso[task.setvariable variable=modelRef;isOutput=true]evil:1",
+        "diabetes-ridge",
+        "diabetes-ridge:latest",
+        "",
+    ],
+)
+def test_a_model_that_is_not_name_version_stops_the_release(tmp_path: Path, model: str) -> None:
+    """The parameter is data, never code: it reaches bash through `env:` and must read
+    NAME:VERSION; nothing of it is echoed back, so it cannot smuggle a logging command."""
+    marker = tmp_path / "executed"
+    model = model.replace("{marker}", str(marker))
+    resolved = Handoff(tmp_path).release(None, model=model)
+    assert resolved.returncode == 1
+    assert "must read NAME:VERSION" in resolved.stdout
+    assert "modelRef" not in resolved.stdout and "pwned" not in resolved.stdout
+    assert not marker.exists()
+
+
+def test_a_registered_value_that_is_not_name_version_stops_the_release(tmp_path: Path) -> None:
+    handoff = Handoff(tmp_path)
+    write_gate_summary(handoff.summary_file(), _decision(True), "diabetes-ridge:7 --force")
+    _, artifact = handoff.retrain()
+    resolved = handoff.release(artifact)
+    assert resolved.returncode == 1
+    assert "must read NAME:VERSION" in resolved.stdout
+    assert "modelRef" not in resolved.stdout
