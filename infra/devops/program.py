@@ -102,7 +102,7 @@ PLATFORM_ROLES = tuple(sorted(ROLES.values()))
 
 
 @dataclass(frozen=True)
-class Grant:
+class RoleGrant:
     """One role on one scope, optionally with an ABAC condition."""
 
     label: str
@@ -127,12 +127,12 @@ def _vault(settings: DevopsSettings) -> str:
     )
 
 
-def deploy_grants(settings: DevopsSettings) -> list[Grant]:
+def deploy_grants(settings: DevopsSettings) -> list[RoleGrant]:
     """Roles of the deploying identity: the configured subscription roles (RBAC administrator
     constrained to the platform's roles), the state, the vault's secrets and its keys."""
     subscription = f"/subscriptions/{settings.service_connection.subscription_id}"
     grants = [
-        Grant(
+        RoleGrant(
             f"sub-{role.lower().replace(' ', '-')}",
             SUBSCRIPTION_ROLES[role],
             subscription,
@@ -142,13 +142,13 @@ def deploy_grants(settings: DevopsSettings) -> list[Grant]:
     ]
     return [
         *grants,
-        Grant("state-blob", ROLES["Storage Blob Data Contributor"], _state_account(settings)),
-        Grant("vault-secrets", ROLES["Key Vault Secrets User"], _vault(settings)),
-        Grant("vault-crypto", KEY_VAULT_CRYPTO_USER, _vault(settings)),
+        RoleGrant("state-blob", ROLES["Storage Blob Data Contributor"], _state_account(settings)),
+        RoleGrant("vault-secrets", ROLES["Key Vault Secrets User"], _vault(settings)),
+        RoleGrant("vault-crypto", KEY_VAULT_CRYPTO_USER, _vault(settings)),
     ]
 
 
-def preview_grants(settings: DevopsSettings) -> list[Grant]:
+def preview_grants(settings: DevopsSettings) -> list[RoleGrant]:
     """Roles of the pull-request preview identity: read the platform, read the state, decrypt
     the stacks' secret config; no write anywhere and no Key Vault secret.
 
@@ -160,9 +160,9 @@ def preview_grants(settings: DevopsSettings) -> list[Grant]:
     """
     subscription = f"/subscriptions/{settings.service_connection.subscription_id}"
     return [
-        Grant("sub-reader", SUBSCRIPTION_ROLES["Reader"], subscription),
-        Grant("state-blob-reader", ROLES["Storage Blob Data Reader"], _state_account(settings)),
-        Grant("vault-crypto", KEY_VAULT_CRYPTO_USER, _vault(settings)),
+        RoleGrant("sub-reader", SUBSCRIPTION_ROLES["Reader"], subscription),
+        RoleGrant("state-blob-reader", ROLES["Storage Blob Data Reader"], _state_account(settings)),
+        RoleGrant("vault-crypto", KEY_VAULT_CRYPTO_USER, _vault(settings)),
     ]
 
 
@@ -213,7 +213,7 @@ class PipelineIdentity(pulumi.ComponentResource):
         *,
         identity_name: str,
         label: str,
-        grants: list[Grant],
+        grants: list[RoleGrant],
         resource_group: resources.ResourceGroup | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
