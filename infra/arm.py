@@ -172,6 +172,15 @@ SPECS: dict[str, ArmSpec] = {
         "{resourceName}",
         "resourceName",
     ),
+    "azure-native:authorization:ManagementLockByScope": _spec(
+        "Microsoft.Authorization/locks",
+        "2020-05-01",
+        "{lockName}",
+        "lockName",
+        "scope",
+        top_level=frozenset(),
+        scope="scope",
+    ),
     "azure-native:monitor:DiagnosticSetting": _spec(
         "Microsoft.Insights/diagnosticSettings",
         "2021-05-01-preview",

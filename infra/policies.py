@@ -137,6 +137,7 @@ MANAGED_CLUSTER = "azure-native:containerservice:ManagedCluster"
 DCR = "azure-native:monitor:DataCollectionRule"
 DCR_ASSOCIATION = "azure-native:monitor:DataCollectionRuleAssociation"
 AZUREML_TAINT = "ml.azure.com/amlarc=true:NoSchedule"
+LOCK = "azure-native:authorization:ManagementLockByScope"
 # Private-link groups the customer-VNet pattern needs (Learn, "how-to-secure-workspace-vnet").
 PRIVATE_LINK_GROUPS = ("amlworkspace", "blob", "file", "vault", "registry")
 
@@ -702,6 +703,90 @@ def _private_link_ready(
             yield resource.urn, "does not wait for the workspace's private endpoint and DNS records"
 
 
+APPROVER_ROLE = (
+    "b556d68e-0be0-4f35-a333-ad7ee1ce17ea"  # Azure AI Enterprise Network Connection Approver
+)
+
+
+def _managed_network_rules(
+    resources: Sequence[PolicyResource], environment: str
+) -> Iterator[tuple[str, str]]:
+    """A managed network as Learn's "how-to-managed-network" requires it.
+
+    Provisioned at creation; `queue` and `table` private-endpoint rules to the default
+    storage when a batch endpoint exists ("Scenario: Use batch endpoints"); the approver role
+    on every non-default private-endpoint target, held by the workspace's identity before the
+    workspace exists ("Approval of private endpoints", no longer automatic since 30 April
+    2025); and no resource locks ("Make sure there are no scope locks").
+    """
+    deps = _closure(resources)
+    identities = {r.outputs.get("id"): r for r in resources if r.resource_type == USER_IDENTITY}
+    has_batch = any(r.resource_type == BATCH_ENDPOINT for r in resources)
+    approvals = [
+        r
+        for r in resources
+        if r.resource_type == ROLE_ASSIGNMENT
+        and str(r.props.get("roleDefinitionId", "")).endswith(APPROVER_ROLE)
+    ]
+    locks = [r for r in resources if r.resource_type == LOCK]
+    for workspace in resources:
+        mode = workspace.get("managedNetwork.isolationMode")
+        if workspace.resource_type != WORKSPACE or mode in (None, "Disabled"):
+            continue
+        group = str(workspace.outputs.get("id", "")).split("/providers/")[0].lower()
+        if group and any(str(r.props.get("scope", "")).lower().startswith(group) for r in locks):
+            yield workspace.urn, "has a managed network, which resource locks can block"
+        if workspace.props.get("provisionNetworkNow") is not True:
+            yield workspace.urn, "does not provision its managed network at creation"
+        rules = (workspace.get("managedNetwork.outboundRules") or {}).values()
+        storage = workspace.props.get("storageAccount")
+        targets = {
+            (r.get("destination", {}).get("serviceResourceId"),
+             r.get("destination", {}).get("subresourceTarget"))
+            for r in rules
+            if r.get("type") == "PrivateEndpoint"
+        }  # fmt: skip
+        for sub in ("queue", "table"):
+            if has_batch and (storage, sub) not in targets:
+                yield workspace.urn, f"has a batch endpoint but no {sub} rule to its storage"
+        identity = identities.get(workspace.props.get("primaryUserAssignedIdentity"))
+        principal = str((identity.outputs if identity else {}).get("principalId", "")).lower()
+        defaults = {
+            workspace.props.get(key)
+            for key in ("storageAccount", "keyVault", "containerRegistry", "applicationInsights")
+        }
+        for target, _ in targets:
+            if target in defaults:
+                continue
+            granted = [
+                a
+                for a in approvals
+                if a.props.get("scope") == target
+                and str(a.props.get("principalId", "")).lower() == principal
+            ]
+            if not granted:
+                yield workspace.urn, f"cannot approve its private endpoint to {target}"
+            elif not any(a.urn in deps(workspace) for a in granted):
+                yield workspace.urn, f"is created before it may approve its endpoint to {target}"
+
+
+def _locks(resources: Sequence[PolicyResource], environment: str) -> Iterator[tuple[str, str]]:
+    """CanNotDelete locks on the prod workspace and Key Vault, and on the shared registry
+    wherever the stack creates it."""
+    locked = {
+        r.props.get("scope")
+        for r in resources
+        if r.resource_type == LOCK and r.props.get("level") == "CanNotDelete"
+    }
+    wanted = ["azure-native:machinelearningservices:Registry"]
+    if environment == "prod":
+        wanted += [WORKSPACE, "azure-native:keyvault:Vault"]
+    for resource in resources:
+        resource_id = resource.outputs.get("id")  # unknown during a live preview: skipped
+        if resource.resource_type in wanted and resource_id and resource_id not in locked:
+            yield resource.urn, "has no CanNotDelete lock"
+
+
 def _container_insights_collects(
     resources: Sequence[PolicyResource], environment: str
 ) -> Iterator[tuple[str, str]]:
@@ -829,6 +914,17 @@ STACK_POLICIES: tuple[StackPolicy, ...] = (
         "Private endpoints with DNS for workspace, blob, file, Key Vault and ACR (prod), "
         "and Kubernetes waits for the workspace's",
         _private_link_ready,
+    ),
+    StackPolicy(
+        "mlops-managed-network",
+        "A managed network is provisioned at creation, has the batch queue/table rules, may "
+        "approve its private endpoints, and carries no locks",
+        _managed_network_rules,
+    ),
+    StackPolicy(
+        "mlops-locks",
+        "CanNotDelete locks on the shared registry, and on the prod workspace and Key Vault",
+        _locks,
     ),
     StackPolicy(
         "mlops-container-insights",

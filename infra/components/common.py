@@ -154,3 +154,24 @@ class UserIdentity:
         return ml.ManagedServiceIdentityArgs(
             type="UserAssigned", user_assigned_identities=[self.id]
         )
+
+
+def delete_lock(
+    name: str, *, parent: pulumi.Resource, scope: pulumi.Input[str], why: str
+) -> authorization.ManagementLockByScope:
+    """A CanNotDelete lock on one resource.
+
+    Locks are inherited by child resources ("When you apply a lock at a parent scope, all
+    child resources inherit the same lock": Learn REST, Management Locks), so deleting an
+    endpoint, deployment or compute of a locked workspace needs the lock removed first.
+    Creating locks needs Microsoft.Authorization/locks/* (Owner or User Access
+    Administrator).
+    """
+    return authorization.ManagementLockByScope(
+        name,
+        lock_name="mlops-do-not-delete",
+        scope=scope,
+        level="CanNotDelete",
+        notes=why,
+        opts=child(parent),
+    )

@@ -5,7 +5,7 @@ same registry instead of being retrained per environment. One stack owns it
 (`modelRegistry.create: true`, dev by default); the others look it up by name, which
 fails at preview if the owning stack has not been deployed yet. The owner keeps the
 registry and its resource group on `pulumi destroy` (`retain_on_delete`): destroying dev
-must not delete the models prod runs.
+must not delete the models prod runs, and a CanNotDelete lock guards the registry.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pulumi
 from pulumi_azure_native import machinelearningservices as ml
 from pulumi_azure_native import resources
 
-from infra.components.common import child
+from infra.components.common import child, delete_lock
 from infra.settings import Settings
 
 
@@ -71,6 +71,13 @@ class ModelRegistry(pulumi.ComponentResource):
                 ],
                 tags={**settings.all_tags, "environment": "shared"},
                 opts=child(self, retain_on_delete=True),
+            )
+            # Prod serves models from it: it must not go by accident.
+            delete_lock(
+                f"{name}-lock",
+                parent=self,
+                scope=registry.id,
+                why="shared model registry used by every environment: remove this lock first",
             )
             self.registry_id = registry.id
             self.registry_name = registry.name

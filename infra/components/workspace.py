@@ -29,7 +29,7 @@ from pulumi_azure_native import (
 )
 from pulumi_azure_native import machinelearningservices as ml
 
-from infra.components.common import ClientConfig, Grant, UserIdentity, child
+from infra.components.common import ClientConfig, Grant, UserIdentity, child, delete_lock
 from infra.components.network import Network
 from infra.settings import Settings
 
@@ -194,6 +194,15 @@ class Workspace(pulumi.ComponentResource):
             ("appinsights-contributor", "Contributor", self.app_insights.id,
              "Workspace writes to its Application Insights"),
         ]  # fmt: skip
+        if net.managed_network:
+            # Since 30 April 2025 Azure ML no longer grants the workspace identity the right
+            # to approve the private endpoints of its outbound rules: "grant this role to the
+            # workspace's managed identity" (Learn, "how-to-managed-network", Approval of
+            # private endpoints). The registry rule needs it; default resources do not.
+            grants.append(
+                ("registry-approver", "Azure AI Enterprise Network Connection Approver",
+                 registry_id, "Workspace approves its private endpoint to the shared registry")
+            )  # fmt: skip
         self.identity = UserIdentity(
             f"{name}-identity",
             parent=self,
@@ -206,23 +215,11 @@ class Workspace(pulumi.ComponentResource):
         )
 
         # --- Azure ML workspace ---------------------------------------------------------
-        managed_network = None
-        if net.workspace_isolation_mode != "Disabled":
-            managed_network = ml.ManagedNetworkSettingsArgs(
-                isolation_mode=net.workspace_isolation_mode,
-                outbound_rules={
-                    # Models are promoted through the shared registry: reach it privately.
-                    "shared-model-registry": ml.PrivateEndpointOutboundRuleArgs(
-                        type="PrivateEndpoint",
-                        category="UserDefined",
-                        destination=ml.PrivateEndpointDestinationArgs(
-                            service_resource_id=registry_id,
-                            subresource_target="amlregistry",
-                            spark_enabled=False,
-                        ),
-                    )
-                },
-            )
+        managed_network = (
+            _managed_network(net.workspace_isolation_mode, registry_id, self.storage.id)
+            if net.managed_network
+            else None
+        )
         self.workspace = ml.Workspace(
             f"{name}-workspace",
             workspace_name=names.ml_workspace,
@@ -241,6 +238,10 @@ class Workspace(pulumi.ComponentResource):
             hbi_workspace=False,
             public_network_access=_enabled(public),
             managed_network=managed_network,
+            # Provision the managed network now, not at the first compute: the private
+            # endpoints of the outbound rules exist before anything needs them (Learn,
+            # "how-to-managed-network", Manually provision a managed VNet).
+            provision_network_now=True if managed_network is not None else None,
             # With ACR behind a private endpoint, images must be built on our compute.
             image_build_compute=None if public else settings.training.compute_name,
             tags=tags,
@@ -251,6 +252,19 @@ class Workspace(pulumi.ComponentResource):
               "Workspace manages itself (documented for a user-assigned workspace identity)")]
         )  # fmt: skip
         self.principal_id = self.identity.principal_id
+
+        # --- prod: locks against deletion (no managed network there, whose internal
+        # operations locks can block: Learn, "how-to-managed-network", Limitations) --------
+        self.locks = (
+            [
+                delete_lock(f"{name}-lock-workspace", parent=self, scope=self.workspace.id,
+                            why="prod workspace: remove this lock before deleting it"),
+                delete_lock(f"{name}-lock-keyvault", parent=self, scope=self.key_vault.id,
+                            why="prod Key Vault: remove this lock before deleting it"),
+            ]
+            if settings.is_prod
+            else []
+        )  # fmt: skip
 
         # --- diagnostic settings ----------------------------------------------------------
         diagnostics: list[tuple[str, pulumi.Output[str], bool]] = [
@@ -307,3 +321,34 @@ class Workspace(pulumi.ComponentResource):
                 "log_analytics_id": self.log_analytics.id,
             }
         )
+
+
+def _private_endpoint_rule(
+    resource_id: pulumi.Input[str], subresource: str
+) -> ml.PrivateEndpointOutboundRuleArgs:
+    return ml.PrivateEndpointOutboundRuleArgs(
+        type="PrivateEndpoint",
+        category="UserDefined",
+        destination=ml.PrivateEndpointDestinationArgs(
+            service_resource_id=resource_id, subresource_target=subresource, spark_enabled=False
+        ),
+    )
+
+
+def _managed_network(
+    mode: str, registry_id: pulumi.Input[str], storage_id: pulumi.Input[str]
+) -> ml.ManagedNetworkSettingsArgs:
+    """The managed network's outbound rules (only where no Kubernetes compute is attached).
+
+    The shared registry, reached privately because models are promoted through it; and the
+    default storage's `queue` and `table`, which batch endpoints need ("Scenario: Use batch
+    endpoints or ParallelRunStep" in Learn, "how-to-managed-network"): every stack has one.
+    """
+    return ml.ManagedNetworkSettingsArgs(
+        isolation_mode=mode,
+        outbound_rules={
+            "shared-model-registry": _private_endpoint_rule(registry_id, "amlregistry"),
+            "default-storage-queue": _private_endpoint_rule(storage_id, "queue"),
+            "default-storage-table": _private_endpoint_rule(storage_id, "table"),
+        },
+    )

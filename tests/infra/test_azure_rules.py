@@ -252,3 +252,111 @@ def test_router_settings_match_the_extension_cli(
     # and nothing router-related that the CLI would not have sent
     router_keys = {k for k in sent if k.startswith("scoringFe.")}
     assert router_keys == set(derived)
+
+
+# --- a managed network, where no Kubernetes compute is attached (qa) ------------------------
+
+
+@pytest.fixture(scope="module")
+def qa_managed(request: pytest.FixtureRequest) -> RecordedStack:
+    from infra.recording import record_stack
+    from infra.settings import read_stack_config
+
+    config = copy.deepcopy(read_stack_config("qa"))
+    config["mlops:network"]["workspaceIsolationMode"] = "AllowOnlyApprovedOutbound"
+    return record_stack("qa", config)
+
+
+def test_managed_network_is_complete(qa_managed: RecordedStack) -> None:
+    workspace = qa_managed.one("azure-native:machinelearningservices:Workspace")
+    assert workspace.inputs["provisionNetworkNow"] is True
+    rules = workspace.inputs["managedNetwork"]["outboundRules"]
+    storage = qa_managed.one("azure-native:storage:StorageAccount").outputs["id"]
+    assert {
+        (
+            rule["destination"]["serviceResourceId"] == storage,
+            rule["destination"]["subresourceTarget"],
+        )
+        for rule in rules.values()
+    } == {(False, "amlregistry"), (True, "queue"), (True, "table")}
+    approver = qa_managed.one(
+        "azure-native:authorization:RoleAssignment", "workspace-identity-registry-approver"
+    )
+    registry = rules["shared-model-registry"]["destination"]["serviceResourceId"]
+    assert approver.inputs["scope"] == registry
+    assert qa_managed.depends_on(workspace, approver)
+    report = evaluate(policy_resources(qa_managed), "qa")
+    assert report.violations == []
+    assert "mlops-managed-network" in report.evaluated
+
+
+ML_WORKSPACE = "machinelearningservices:Workspace"
+
+MANAGED_CASES: list[tuple[str, Callable[[list[PolicyResource]], list[PolicyResource]], str]] = [
+    ("not provisioned",
+     lambda rs: _edit(rs, ML_WORKSPACE, lambda p: p.pop("provisionNetworkNow")),
+     "does not provision its managed network at creation"),
+    ("no queue rule",
+     lambda rs: _edit(rs, ML_WORKSPACE,
+                      lambda p: p["managedNetwork"]["outboundRules"].pop("default-storage-queue")),
+     "no queue rule to its storage"),
+    ("no approver", lambda rs: [r for r in rs if not r.name.endswith("registry-approver")],
+     "cannot approve its private endpoint"),
+    ("approver after the workspace",
+     lambda rs: [dataclasses.replace(r, dependencies=()) if r.resource_type.endswith(ML_WORKSPACE)
+                 else r for r in rs],
+     "is created before it may approve"),
+]  # fmt: skip
+
+
+def _edit(
+    resources: list[PolicyResource], type_suffix: str, change: Callable[[dict[str, Any]], object]
+) -> list[PolicyResource]:
+    result = []
+    for resource in resources:
+        if resource.resource_type.endswith(f":{type_suffix}"):
+            props = copy.deepcopy(dict(resource.props))
+            change(props)
+            resource = dataclasses.replace(resource, props=props)
+        result.append(resource)
+    return result
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"), [(c, e) for _, c, e in MANAGED_CASES], ids=[c[0] for c in MANAGED_CASES]
+)
+def test_managed_network_policy_catches(qa_managed: RecordedStack, change, expected: str) -> None:
+    resources = change(policy_resources(qa_managed))
+    messages = [v.message for v in evaluate(resources, "qa").violations]
+    assert any(expected in m for m in messages), messages
+
+
+def test_locks_guard_prod_and_the_shared_registry(recordings: dict[str, RecordedStack]) -> None:
+    def locked(recorded: RecordedStack) -> set[str]:
+        return {
+            lock.inputs["scope"].rsplit("/", 2)[-2]
+            for lock in recorded.of_type("azure-native:authorization:ManagementLockByScope")
+            if lock.inputs["level"] == "CanNotDelete"
+        }
+
+    assert locked(recordings["prod"]) == {"workspaces", "vaults"}
+    assert locked(recordings["dev"]) == {"registries"}  # dev owns the shared registry
+    assert locked(recordings["qa"]) == set()
+    resources = [
+        r
+        for r in policy_resources(recordings["prod"])
+        if not (r.resource_type.endswith(":ManagementLockByScope") and "keyvault" in r.name)
+    ]
+    messages = [(v.resource, v.message) for v in evaluate(resources, "prod").violations]
+    assert messages == [("workspace-keyvault", "has no CanNotDelete lock")]
+
+
+def test_a_lock_on_a_managed_network_workspace_is_caught(qa_managed: RecordedStack) -> None:
+    resources = policy_resources(qa_managed)
+    workspace = next(r for r in resources if r.resource_type.endswith(ML_WORKSPACE))
+    lock = PolicyResource(
+        "azure-native:authorization:ManagementLockByScope", "lock", "urn:lock",
+        {"scope": workspace.outputs["id"], "level": "CanNotDelete"},
+    )  # fmt: skip
+    messages = [v.message for v in evaluate([*resources, lock], "qa").violations]
+    assert "has a managed network, which resource locks can block" in messages
