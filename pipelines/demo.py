@@ -10,6 +10,10 @@
    tuned model is already in production: the candidate is that model again (same data,
    parameters and code), and the gate does not register it twice.
 4. A clearly worse model (alpha 1000) meets the gate: rejected, production unchanged.
+5. The loop (pipelines/monitoring/demo_loop.py): heavier patients' traffic reaches production,
+   `mlops monitor` finds the drift and writes its report, their true targets arrive as labels,
+   `mlops feedback` makes a training data set of them, and the chain retrains on it: gate,
+   register, release.
 Then every server stops unless `--keep-serving`, and a summary says what happened, how to get
 production serving (or call it, when it still serves) and, on a re-run, how to replay the
 story from scratch.
@@ -24,11 +28,13 @@ from rich.rule import Rule
 from rich.table import Table
 
 from pipelines.cli import LifecycleResult, gate_config, lifecycle, metrics_text, tracking_for
-from pipelines.console import console
+from pipelines.console import console, display_path
 from pipelines.gate import is_identical
+from pipelines.monitoring.demo_loop import LoopResult, loop_text, run_loop
 from pipelines.options import TargetName
 from pipelines.release.plan import PROD_ENDPOINT, live_slot
 from pipelines.release_commands import describe_endpoints, run_release, serving_target
+from pipelines.targets.local import LocalTarget
 from training.model import TrainingConfig
 
 if TYPE_CHECKING:
@@ -72,6 +78,12 @@ def run_demo(keep_serving: bool) -> None:
         if not first.blue_green:
             chapter("3 · Retrain with a tuned alpha", replace(defaults, alpha=TUNED_ALPHA))
         chapter("4 · A clearly worse model meets the gate", replace(defaults, alpha=WORSE_ALPHA))
+        console.print(Rule("5 · The loop: production data drifts, labels arrive, retrain"))
+        tuned = replace(defaults, alpha=TUNED_ALPHA)
+        assert isinstance(local, LocalTarget)
+        loop = run_loop(settings, tracking, local, gate, tuned)
+        if loop.retrain is not None:
+            results.append((f"alpha {tuned.alpha:g} + {loop.data_set}", loop.retrain))
         endpoints = describe_endpoints(local)
         production = registry.production()
         finished = True
@@ -86,7 +98,9 @@ def run_demo(keep_serving: bool) -> None:
             console.print(keep_line)
     rerun = before is not None and all(result.version is None for _, result in results)
     replay = REPLAY if rerun else None
-    print_summary(results, endpoints, production, keep_serving=keep_serving, replay=replay)
+    print_summary(
+        results, endpoints, production, keep_serving=keep_serving, replay=replay, loop=loop
+    )
     if keep_serving:
         console.print(keep_line)
 
@@ -117,6 +131,7 @@ def print_summary(
     *,
     keep_serving: bool,
     replay: str | None = None,
+    loop: LoopResult | None = None,
 ) -> None:
     """One row per candidate, then where production stands and what to do next.
 
@@ -138,6 +153,13 @@ def print_summary(
         )
     console.print(table)
     facts = Table(show_header=False, box=None)
+    if loop is not None:
+        facts.add_row("the loop", loop_text(loop))
+        facts.add_row("monitor report", display_path(loop.monitor.files[0].parent))
+        again = "uv run mlops monitor"
+        facts.add_row(
+            "monitor again", again if keep_serving else f"make demo KEEP_SERVING=1, then {again}"
+        )
     facts.add_row("production alias", production.ref if production else "none")
     if keep_serving:
         for endpoint, description in endpoints.items():

@@ -642,6 +642,55 @@ class Pipelines(pulumi.ComponentResource):
         self.register_outputs({k: v.id for k, v in self.definitions.items()})
 
 
+# The retrain pipeline's event route (docs/monitoring.md): Event Grid posts to
+# https://dev.azure.com/<organization>/_apis/public/distributedtask/webhooks/<RETRAIN_WEBHOOK>
+# ?api-version=6.0-preview, and `resources.webhooks` in retrain.azure-pipelines.yml names the
+# connection (MicrosoftDocs azure-devops-docs, pipelines/process/resources.md, "Webhook
+# triggers"). No secret: Event Grid cannot sign its deliveries with the HMAC checksum the
+# connection would verify, so the URL alone queues a retrain run; that run trains and gates
+# only, and nothing reaches production without the release pipeline's approvals.
+RETRAIN_WEBHOOK = "mlopsRetrainEvents"
+RETRAIN_WEBHOOK_CONNECTION = "mlops-retrain-events"
+
+
+def retrain_webhook_url(organization: str) -> str:
+    """The URL Event Grid delivers to."""
+    return (
+        f"https://dev.azure.com/{organization}/_apis/public/distributedtask/webhooks/"
+        f"{RETRAIN_WEBHOOK}?api-version=6.0-preview"
+    )
+
+
+class RetrainWebhook(pulumi.ComponentResource):
+    """The incoming-webhook service connection that lets Event Grid start the retrain pipeline."""
+
+    def __init__(
+        self,
+        name: str,
+        project_id: pulumi.Input[str],
+        retrain_pipeline: ado.BuildDefinition,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("mlops:devops:RetrainWebhook", name, None, opts)
+        self.endpoint = ado.ServiceendpointIncomingwebhook(
+            "retrain-webhook",
+            project_id=project_id,
+            service_endpoint_name=RETRAIN_WEBHOOK_CONNECTION,
+            webhook_name=RETRAIN_WEBHOOK,
+            description="Event Grid: a monitor breach or a new training data set starts a retrain",
+            opts=child(self),
+        )
+        ado.PipelineAuthorization(
+            "mlops-retrain-webhook",
+            project_id=project_id,
+            resource_id=self.endpoint.id,
+            type="endpoint",
+            pipeline_id=retrain_pipeline.id.apply(int),
+            opts=child(self),
+        )
+        self.register_outputs({"id": self.endpoint.id})
+
+
 @dataclass(frozen=True)
 class DevopsStack:
     identity: PipelineIdentity
@@ -653,6 +702,7 @@ class DevopsStack:
     checks: BranchChecks
     pipelines: Pipelines
     policies: BranchPolicies | None
+    webhook: RetrainWebhook
 
 
 def build(settings: DevopsSettings) -> DevopsStack:
@@ -728,6 +778,9 @@ def build(settings: DevopsSettings) -> DevopsStack:
     pulumi.export("variable_groups", [SECRETS_GROUP, SETTINGS_GROUP])
     pulumi.export("environments", sorted(environments.environments))
     pulumi.export("pipelines", {k: v.id for k, v in pipelines.definitions.items()})
+    webhook = RetrainWebhook("retrain-webhook", project_id, pipelines.definitions["mlops-retrain"])
+    pulumi.export("retrain_webhook_connection", RETRAIN_WEBHOOK_CONNECTION)
+    pulumi.export("retrain_webhook_name", RETRAIN_WEBHOOK)
     return DevopsStack(
         identity,
         connection,
@@ -738,6 +791,7 @@ def build(settings: DevopsSettings) -> DevopsStack:
         checks,
         pipelines,
         policies,
+        webhook,
     )
 
 

@@ -84,8 +84,7 @@ def write_version(
     buffer = io.StringIO()
     table.to_csv(buffer, index=False)
     store.write(ref.data_blob, buffer.getvalue().encode("utf-8"), overwrite=True)
-    record = {"data_set": str(ref), **lineage, "rows": {**lineage.get("rows", {}),
-              "total": len(table)}}  # fmt: skip
+    record = {"data_set": str(ref), **lineage}
     store.write(ref.lineage_blob, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
     return ref
 

@@ -137,7 +137,12 @@ def feedback(
         "deployment": target.deployment,
         "window": window.as_dict(),
         "labels_file": labels_path.name,
-        "rows": {"base": len(base), "labels": len(checked), "collected_in_window": len(inputs)},
+        "rows": {
+            "base": len(base),
+            "labels": len(checked),
+            "collected_in_window": len(inputs),
+            "total": len(table),
+        },
     }
     ref = write_version(store, FEEDBACK_NAME, table, lineage)
     return Feedback(ref, {"data_set": str(ref), **lineage})

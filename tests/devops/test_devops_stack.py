@@ -46,6 +46,7 @@ def test_components_parent_every_resource(devops: RecordedDevops) -> None:
             "BranchChecks",
             "BranchPolicies",
             "Pipelines",
+            "RetrainWebhook",
         )
     }
     for resource in devops.resources:
@@ -189,3 +190,22 @@ def test_unknown_subscription_role_is_refused(raw: dict[str, Any]) -> None:
     raw[f"{NAMESPACE}:serviceConnection"]["subscriptionRoles"] = ["Owner"]
     with pytest.raises(DevopsSettingsError, match="Owner"):
         settings_from_config(raw)
+
+
+def test_retrain_pipeline_may_use_the_incoming_webhook(devops: RecordedDevops) -> None:
+    from infra.devops.program import RETRAIN_WEBHOOK, RETRAIN_WEBHOOK_CONNECTION
+
+    (webhook,) = devops.of_type(
+        "azuredevops:index/serviceendpointIncomingwebhook:ServiceendpointIncomingwebhook"
+    )
+    assert webhook.inputs["serviceEndpointName"] == RETRAIN_WEBHOOK_CONNECTION
+    assert webhook.inputs["webhookName"] == RETRAIN_WEBHOOK
+    assert "secret" not in webhook.inputs  # Event Grid cannot sign its deliveries
+    retrain_id = int(devops.named("mlops-retrain").outputs["id"])
+    authorized = {
+        r.inputs["resourceId"]
+        for r in devops.of_type("azuredevops:index/pipelineAuthorization:PipelineAuthorization")
+        if r.inputs["pipelineId"] == retrain_id and r.inputs["type"] == "endpoint"
+    }
+    assert webhook.outputs["id"] in authorized
+    assert devops.outputs["retrain_webhook_connection"] == RETRAIN_WEBHOOK_CONNECTION
