@@ -41,6 +41,10 @@ def names_by_id(devops: RecordedDevops) -> dict[str, str]:
     """What each Azure DevOps id stands for: `endpoint:mlops-azure`, `environment:prod`, …"""
     kinds = {
         ENDPOINT: ("endpoint", "serviceEndpointName"),
+        "azuredevops:index/serviceendpointIncomingwebhook:ServiceendpointIncomingwebhook": (
+            "endpoint",
+            "serviceEndpointName",
+        ),
         "azuredevops:index/variableGroup:VariableGroup": ("variablegroup", "name"),
         "azuredevops:index/environment:Environment": ("environment", "name"),
         DEFINITION: ("pipeline", "name"),
@@ -99,7 +103,7 @@ def test_every_authorization_the_stack_creates(devops: RecordedDevops) -> None:
     common = {"endpoint:mlops-azure", "variablegroup:mlops-secrets", "variablegroup:mlops-settings"}
     assert by_pipeline == {
         "pipeline:mlops-build": common,
-        "pipeline:mlops-retrain": common,
+        "pipeline:mlops-retrain": common | {"endpoint:mlops-retrain-events"},
         "pipeline:mlops-release": common | {"environment:qa", "environment:prod"},
         "pipeline:mlops-infra": common
         | {"endpoint:mlops-azure-preview"}
