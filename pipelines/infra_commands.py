@@ -312,3 +312,127 @@ def size(
             f"[yellow]{nodes} nodes exceed userPool.maxCount {pool.max_count}: raise it in "
             f"{settings.source} before releasing this load.[/]"
         )
+
+
+# --- subscription prerequisites and teardown for good ---------------------------------------
+
+CREDENTIAL_HINT = (
+    "run `az login` (or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET) and try again"
+)
+
+
+def _subscription(subscription: str | None) -> str:
+    import os
+
+    value = subscription or os.environ.get("AZURE_SUBSCRIPTION_ID", "")
+    if not value:
+        raise MlopsError("No subscription given: pass --subscription or set AZURE_SUBSCRIPTION_ID.")
+    return value
+
+
+def _credential() -> object:
+    """Azure CLI login or a service principal from the environment, checked up front."""
+    import logging
+
+    from azure.core.exceptions import ClientAuthenticationError
+    from azure.identity import AzureCliCredential, ChainedTokenCredential, EnvironmentCredential
+
+    credential = ChainedTokenCredential(EnvironmentCredential(), AzureCliCredential())
+    identity_log = logging.getLogger("azure.identity")
+    level = identity_log.level
+    identity_log.setLevel(logging.CRITICAL)  # its multi-line report would bury our sentence
+    try:
+        credential.get_token("https://management.azure.com/.default")
+    except ClientAuthenticationError:
+        raise MlopsError(f"No Azure credentials are available: {CREDENTIAL_HINT}.") from None
+    finally:
+        identity_log.setLevel(level)
+    return credential
+
+
+@infra_app.command()
+def prereqs(
+    stack: str | None = typer.Option(
+        None, "--stack", "-s", help="Stack whose needs to list. [default: every stack]"
+    ),
+    check_subscription: bool = typer.Option(
+        False, "--check", help="Read each registration's state from the subscription."
+    ),
+    subscription: str | None = typer.Option(
+        None, "--subscription", help="Subscription to check. [default: $AZURE_SUBSCRIPTION_ID]"
+    ),
+) -> None:
+    """Resource providers and features the stacks need, and the `az` commands registering them."""
+    from infra.prereqs import requirements
+
+    needed = requirements(_settings(name) for name in _stacks(stack))
+    states: dict[str, str] = {}
+    if check_subscription:
+        credential = _credential()
+        states = _registration_states(needed, _subscription(subscription), credential)
+    table = Table(title="Subscription prerequisites")
+    for column in ("needs", "why", "register with") + (("state",) if states else ()):
+        table.add_column(column)
+    for requirement in needed:
+        row = [requirement.label, requirement.why, requirement.command]
+        if states:
+            row.append(states[requirement.label])
+        table.add_row(*row)
+    console.print(table)
+    missing = [r for r in needed if states and states[r.label] != "Registered"]
+    if missing:
+        raise MlopsError(
+            f"{len(missing)} prerequisite(s) are not registered: run the commands above "
+            "(features also need `az provider register` of their namespace afterwards)."
+        )
+
+
+def _registration_states(needed: list, subscription: str, credential: object) -> dict[str, str]:
+    from azure.core.exceptions import HttpResponseError
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    client = ResourceManagementClient(credential, subscription)  # type: ignore[arg-type]
+    states: dict[str, str] = {}
+    for requirement in needed:
+        try:
+            if requirement.kind == "provider":
+                state = client.providers.get(requirement.namespace).registration_state
+            else:
+                feature = client.resources.get_by_id(
+                    f"/subscriptions/{subscription}/providers/Microsoft.Features/providers/"
+                    f"{requirement.namespace}/features/{requirement.feature}",
+                    api_version="2021-07-01",
+                )
+                state = (feature.properties or {}).get("state")
+        except HttpResponseError as error:
+            raise MlopsError(
+                f"Reading {requirement.label} failed ({error.reason}): check the subscription "
+                "id and your access to it."
+            ) from None
+        states[requirement.label] = str(state or "unknown")
+    return states
+
+
+@infra_app.command()
+def purge(
+    stack: str = typer.Option(..., "--stack", "-s", help="Stack to tear down for good (not prod)."),
+    subscription: str | None = typer.Option(
+        None, "--subscription", help="Subscription of the stack. [default: $AZURE_SUBSCRIPTION_ID]"
+    ),
+) -> None:
+    """After `pulumi destroy`: permanently delete the stack's workspace and purge its vault."""
+    settings = _settings(_stacks(stack)[0])
+    if settings.is_prod:
+        raise MlopsError(
+            f"Stack {stack} is prod, and purge never deletes prod for good; "
+            "remove its locks and delete it by hand if you really mean to."
+        )
+    credential = _credential()
+    subscription_id = _subscription(subscription)
+    from infra.purge import PurgeError, purge_key_vault, purge_workspace
+
+    try:
+        console.print(purge_workspace(settings, subscription_id, credential))
+        console.print(purge_key_vault(settings, subscription_id, credential))
+    except PurgeError as error:
+        raise MlopsError(str(error)) from None
