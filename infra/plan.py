@@ -85,6 +85,20 @@ KEY_SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "azure-native:applicationinsights:Component": (("mode", "ingestionMode"),),
     "azure-native:operationalinsights:Workspace": (("retention days", "retentionInDays"),),
+    "azuredevops:index/serviceEndpointAzureRM:ServiceEndpointAzureRM": (
+        ("auth", "serviceEndpointAuthenticationScheme"),
+    ),
+    "azuredevops:index/checkBranchControl:CheckBranchControl": (
+        ("branches", "allowedBranches"),
+        ("verify protection", "verifyBranchProtection"),
+    ),
+    "azuredevops:index/branchPolicyBuildValidation:BranchPolicyBuildValidation": (
+        ("blocking", "blocking"),
+        ("paths", "settings.filenamePatterns"),
+    ),
+    "azuredevops:index/branchPolicyMinReviewers:BranchPolicyMinReviewers": (
+        ("reviewers", "settings.reviewerCount"),
+    ),
     "kubernetes:amlarc.azureml.com/v1alpha1:InstanceType": (
         ("cpu", "spec.resources.requests.cpu"),
         ("memory", "spec.resources.requests.memory"),
@@ -95,6 +109,7 @@ KEY_SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
 def azure_name(resource: RecordedResource) -> str:
     """The name the resource gets in Azure or Kubernetes (falls back to the logical name)."""
     from infra.arm import SPECS
+    from infra.devops.settings import ROLE_NAMES
     from infra.policies import ALLOWED_ROLES
 
     inputs = resource.inputs
@@ -106,7 +121,8 @@ def azure_name(resource: RecordedResource) -> str:
     if resource.type.startswith("kubernetes:"):
         return str(resource.get("metadata.name", resource.name))
     if resource.type == "azure-native:authorization:RoleAssignment":
-        role = ALLOWED_ROLES.get(str(inputs.get("roleDefinitionId", "")).rsplit("/")[-1])
+        guid = str(inputs.get("roleDefinitionId", "")).rsplit("/")[-1]
+        role = ALLOWED_ROLES.get(guid) or ROLE_NAMES.get(guid, guid)
         return f"{role} on {str(inputs.get('scope', '')).rsplit('/', 1)[-1]}"
     if resource.type == "azure-native:monitor:DiagnosticSetting":
         return f"{inputs.get('name')} for {str(inputs.get('resourceUri', '')).rsplit('/', 1)[-1]}"

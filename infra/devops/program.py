@@ -34,6 +34,7 @@ from pulumi_azure_native import authorization, managedidentity, resources
 from infra.components.common import ROLES, assignment_guid, child
 from infra.devops.settings import (
     CONFIG_KEYS,
+    KEY_VAULT_CRYPTO_USER,
     NAMESPACE,
     SUBSCRIPTION_ROLES,
     DevopsSettings,
@@ -62,8 +63,6 @@ PREVIEW_PIPELINES = ("mlops-infra",)
 # Pipelines that validate every pull request into main (Azure Repos: branch policies; YAML `pr:`
 # triggers are ignored there, MicrosoftDocs azure-devops-yaml-schema `pr.md`).
 VALIDATING_PIPELINES = ("mlops-build", "mlops-infra")
-KEY_VAULT_CRYPTO_USER = "12338af0-0e69-4776-bea7-57ae8d297424"
-"""Lets Pulumi's azurekeyvault secrets provider encrypt and decrypt with a vault key."""
 FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
 RBAC_ADMINISTRATOR = "Role Based Access Control Administrator"
 CONDITION_VERSION = "2.0"
@@ -214,6 +213,7 @@ class PipelineIdentity(pulumi.ComponentResource):
         identity_name: str,
         label: str,
         grants: list[RoleGrant],
+        description: str,
         resource_group: resources.ResourceGroup | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -242,7 +242,7 @@ class PipelineIdentity(pulumi.ComponentResource):
                 scope=grant.scope,
                 principal_id=self.identity.principal_id,
                 principal_type="ServicePrincipal",
-                description="Azure DevOps pipelines (workload identity federation)",
+                description=description,
                 condition=grant.condition,
                 condition_version=CONDITION_VERSION if grant.condition else None,
                 opts=child(self),
@@ -722,6 +722,7 @@ def build(settings: DevopsSettings) -> DevopsStack:
         identity_name=settings.service_connection.identity_name,
         label="pipelines",
         grants=deploy_grants(settings),
+        description="Azure DevOps pipelines deploying from main (workload identity federation)",
     )
     preview_identity = PipelineIdentity(
         "preview-identity",
@@ -729,6 +730,7 @@ def build(settings: DevopsSettings) -> DevopsStack:
         identity_name=settings.preview_connection.identity_name,
         label="preview",
         grants=preview_grants(settings),
+        description="Azure DevOps pull-request previews, read-only (workload identity federation)",
         resource_group=identity.resource_group,
     )
     connection = ServiceConnection(

@@ -27,6 +27,13 @@ SUBSCRIPTION_ROLES: dict[str, str] = {
     "Role Based Access Control Administrator": "f58310d9-a9f6-439a-9e8d-f62e7b41a168",
     "Reader": "acdd72a7-3385-48ef-bd42-f606fba81ae7",
 }
+KEY_VAULT_CRYPTO_USER = "12338af0-0e69-4776-bea7-57ae8d297424"
+"""Lets Pulumi's azurekeyvault secrets provider encrypt and decrypt with a vault key."""
+ROLE_NAMES: dict[str, str] = {
+    guid: name
+    for name, guid in {**SUBSCRIPTION_ROLES, "Key Vault Crypto User": KEY_VAULT_CRYPTO_USER}.items()
+}
+"""Names of the roles only this stack assigns (the plan shows them by name)."""
 CHECK_FLAGS = ("approval", "branchControl", "exclusiveLock")
 _GUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

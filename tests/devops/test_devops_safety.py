@@ -313,3 +313,18 @@ def test_the_offline_plan_lists_the_devops_stack() -> None:
     endpoints = {r["azure_name"] for r in resources if r["type"] == ENDPOINT}
     assert endpoints == {"mlops-azure", "mlops-azure-preview"}
     assert plan["outputs"]["preview_service_connection_name"] == "mlops-azure-preview"
+
+
+def test_the_offline_plan_tree_names_every_role_and_check() -> None:
+    result = CliRunner().invoke(app, ["infra", "plan", "--stack", "devops"], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    sub = read_stack_config()[f"{NAMESPACE}:serviceConnection"]["subscriptionId"]
+    for shown in (
+        f"Reader on {sub}",
+        f"Role Based Access Control Administrator on {sub}",
+        "Key Vault Crypto User on",
+        "Only main uses service connection mlops-azure (branches=refs/heads/main, verify",
+        "mlops-infra validates the pull request (blocking=True, paths=/infra/*",
+    ):
+        assert shown in result.output
+    assert "None on" not in result.output
