@@ -51,9 +51,10 @@ specs: $(OPS_STAMP) ## Regenerate scoring/swagger*.json from scoring/schema.py
 bench-scoring: $(OPS_STAMP) scoring-env ## Benchmark the scoring service against a reference-style script (~3 min)
 	$(RUN) python tests/benchmarks/bench_scoring.py
 
-lint: $(OPS_STAMP) ## ruff lint and format check
+lint: $(OPS_STAMP) ## ruff lint and format check, import architecture (no cycles, layers)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	$(RUN) lint-imports --no-cache
 
 fmt: $(OPS_STAMP) ## Format and autofix with ruff
 	$(RUN) ruff format .

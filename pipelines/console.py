@@ -6,6 +6,8 @@ short (`producti…`, `http://127.0.0.1:5…`): there the consoles use COLUMNS w
 else PIPE_WIDTH, wide enough for every table the CLI prints.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console, ConsoleDimensions
@@ -40,3 +42,11 @@ def display_path(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+@contextmanager
+def step(title: str) -> Iterator[None]:
+    """Show a spinner while a step runs; a tick when it is done."""
+    with console.status(f"{title}…"):
+        yield
+    console.print(f"[green]✓[/] {title}")

@@ -27,13 +27,21 @@ from typing import TYPE_CHECKING
 from rich.rule import Rule
 from rich.table import Table
 
-from pipelines.cli import LifecycleResult, gate_config, lifecycle, metrics_text, tracking_for
 from pipelines.console import console, display_path
 from pipelines.gate import is_identical
+from pipelines.lifecycle import (
+    LifecycleResult,
+    describe_endpoints,
+    gate_config,
+    lifecycle,
+    metrics_text,
+    run_release,
+    serving_target,
+    tracking_for,
+)
 from pipelines.monitoring.demo_loop import LoopResult, loop_text, run_loop
-from pipelines.options import TargetName
 from pipelines.release.plan import PROD_ENDPOINT, live_slot
-from pipelines.release_commands import describe_endpoints, run_release, serving_target
+from pipelines.settings import TargetName
 from pipelines.targets.local import LocalTarget
 from training.model import TrainingConfig
 

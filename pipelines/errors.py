@@ -1,5 +1,8 @@
 """The one error type every command raises for a problem the user can act on."""
 
+# `--fail-on-reject`: the gate rejected the candidate (an outcome, not an error).
+REJECTED_EXIT_CODE = 3
+
 
 class MlopsError(Exception):
     """A failure the user can fix: the message is one sentence saying what is wrong and what to do.

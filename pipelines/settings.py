@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL_NAME = "diabetes-ridge"
 PRODUCTION_ALIAS = "production"
 EXPERIMENT_NAME = "diabetes-ridge"
+
+
+class TargetName(StrEnum):
+    """Where a command runs."""
+
+    local = "local"
+    azure = "azure"
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,7 @@ def _account_key(settings: Settings) -> str:
 
 def running(settings: Settings) -> AzuriteServer | None:
     """The Azurite server of this state directory, if it runs."""
-    from pipelines.targets.local import process_alive
+    from pipelines.processes import process_alive
 
     path = _record_path(settings)
     if not path.exists():
@@ -175,7 +175,7 @@ def ensure_running(settings: Settings) -> AzuriteServer:
 def stop(settings: Settings) -> bool:
     """Stop this state directory's Azurite; True if one was running."""
     from pipelines import scoring_env
-    from pipelines.targets.local import process_alive
+    from pipelines.processes import process_alive
 
     path = _record_path(settings)
     if not path.exists():

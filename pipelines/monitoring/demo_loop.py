@@ -26,8 +26,8 @@ from pipelines.monitoring import layout
 from pipelines.monitoring.thresholds import THRESHOLDS
 
 if TYPE_CHECKING:
-    from pipelines.cli import LifecycleResult
     from pipelines.gate import GateConfig
+    from pipelines.lifecycle import LifecycleResult
     from pipelines.monitoring.datasets import DataSetRef
     from pipelines.monitoring.monitor import MonitorRun
     from pipelines.settings import Settings
@@ -124,15 +124,14 @@ def run_loop(
     config: TrainingConfig,
 ) -> LoopResult:
     """Traffic → monitor → feedback → retrain; each step printed as it happens."""
-    from pipelines.cli import lifecycle
+    from pipelines.lifecycle import lifecycle
     from pipelines.monitoring.collected import parse_window
-    from pipelines.monitoring.commands import print_run
     from pipelines.monitoring.drift import OUTCOME_DRIFT
     from pipelines.monitoring.feedback import feedback
-    from pipelines.monitoring.monitor import monitor, served
+    from pipelines.monitoring.monitor import monitor, print_run, served
     from pipelines.monitoring.store import local_store
-    from pipelines.options import TargetName
     from pipelines.release.plan import PROD_ENDPOINT
+    from pipelines.settings import TargetName
     from pipelines.steps import DataValidationError
     from training.data import TARGET
 

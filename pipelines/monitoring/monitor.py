@@ -160,3 +160,29 @@ def monitor(
     )
     files = write_report(report_dir, evaluation, context, thresholds, reference, production)
     return MonitorRun(evaluation, context, files)
+
+
+def print_run(run: MonitorRun) -> None:
+    """The verdict, the drift table and where the report is."""
+    from rich.table import Table
+
+    from pipelines.console import console, display_path
+    from pipelines.monitoring.drift import OUTCOME_DRIFT, OUTCOME_TOO_LITTLE
+    from pipelines.monitoring.report import TABLE_HEADER, headline, table_rows
+    from pipelines.monitoring.thresholds import THRESHOLDS
+
+    evaluation, context = run.evaluation, run.context
+    if evaluation.columns:
+        table = Table(
+            title=f"Drift: {context.endpoint}/{context.deployment} ({context.model}) vs "
+            f"{context.reference}, {context.window_label}",
+            title_justify="left",
+        )
+        for heading in TABLE_HEADER:
+            table.add_column(heading, overflow="fold")
+        for row in table_rows(evaluation):
+            table.add_row(*row, style="yellow" if row[-1] != "ok" else None)
+        console.print(table)
+    colour = {OUTCOME_DRIFT: "yellow", OUTCOME_TOO_LITTLE: "cyan"}.get(evaluation.outcome, "green")
+    console.print(f"[{colour}]{headline(evaluation, THRESHOLDS)}[/]")
+    console.print(f"  report: {', '.join(display_path(path) for path in run.files)}")

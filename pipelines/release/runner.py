@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pipelines.atomic import write_text_atomically
 from pipelines.errors import MlopsError
 from pipelines.registry import ModelRegistry, RegisteredVersion
+from pipelines.release.interface import DeploymentTarget
 from pipelines.release.plan import (
     PROD_ENDPOINT,
     QA_ENDPOINT,
@@ -22,7 +23,6 @@ from pipelines.release.plan import (
     rollback_plan,
 )
 from pipelines.release.smoke import SmokeReport, smoke_test
-from pipelines.targets.base import DeploymentTarget
 
 Progress = Callable[[str], None]
 

@@ -8,7 +8,6 @@ switched all at once: the endpoint URL is the deployment holding 100 percent.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import time
@@ -19,6 +18,7 @@ from typing import Any
 from pipelines.atomic import write_text_atomically
 from pipelines.errors import MlopsError
 from pipelines.monitoring.layout import deployment_prefix
+from pipelines.processes import process_alive
 from pipelines.registry import ModelRegistry, RegisteredVersion
 from pipelines.release.plan import PROD_ENDPOINT, check_endpoint, live_slot, validate_traffic
 from pipelines.release.smoke import ScoringClient
@@ -63,21 +63,6 @@ class EndpointRecord:
             deployments={k: DeploymentRecord(**v) for k, v in raw["deployments"].items()},
             traffic={k: int(v) for k, v in raw["traffic"].items()},
         )
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process with this pid exists (and is not a zombie we already reaped)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        status = Path(f"/proc/{pid}/stat").read_text().split()[2]
-    except (OSError, IndexError):
-        return True
-    return status != "Z"
 
 
 def serving_advice(endpoint: str, production: str | None, model_name: str) -> str:

@@ -14,8 +14,8 @@ from azure.core.exceptions import ClientAuthenticationError
 from infra.outputs import StackOutputs
 from pipelines.azure import commands
 from pipelines.azure.pipeline_job import PipelineSettings
+from pipelines.commands.pipeline import follow, submit
 from pipelines.errors import MlopsError
-from pipelines.pipeline_commands import follow, submit
 from scoring.batch_driver import score_files
 from scoring.model_bundle import find_bundle
 from scoring.schema import InputError
@@ -328,7 +328,7 @@ def test_run_on_azure_submits_the_training_pipeline(
 ) -> None:
     calls: list[dict[str, object]] = []
     monkeypatch.setattr(
-        "pipelines.pipeline_commands.pipeline_run", lambda **kwargs: calls.append(kwargs)
+        "pipelines.commands.pipeline.pipeline_run", lambda **kwargs: calls.append(kwargs)
     )
     summary = tmp_path / "gate.md"
     code, text = mlops(

@@ -17,8 +17,8 @@ from pipelines.azure.pipeline_job import (
     component_version,
     environment_reference,
 )
+from pipelines.commands.pipeline import build_job, validation_errors
 from pipelines.gate import GateConfig
-from pipelines.pipeline_commands import build_job, validation_errors
 from pipelines.settings import EXPERIMENT_NAME
 from training.model import TrainingConfig
 

@@ -29,7 +29,7 @@ def recorded_plan(
     monkeypatch: pytest.MonkeyPatch, recordings: dict[str, RecordedStack]
 ) -> dict[str, RecordedStack]:
     """Let the plan command use the session's recordings instead of recording again."""
-    import pipelines.infra_commands as commands
+    import pipelines.commands.infra as commands
 
     monkeypatch.setattr(commands, "_record", lambda stack: recordings[stack])
     return recordings
@@ -129,7 +129,7 @@ def test_check_dev_end_to_end() -> None:
 def test_check_fails_on_a_violation(
     monkeypatch: pytest.MonkeyPatch, recordings: dict[str, RecordedStack]
 ) -> None:
-    import pipelines.infra_commands as commands
+    import pipelines.commands.infra as commands
     from infra.checks import CheckResult, StackReport
 
     def fake_check_stacks(stacks: list[str], workdir: Any, recordings: Any) -> list[StackReport]:

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.commands.monitor import DRIFT_EXIT_CODE
 from pipelines.gate import GateConfig
 from pipelines.monitoring import azurite, layout
-from pipelines.monitoring.commands import DRIFT_EXIT_CODE
 from pipelines.monitoring.datasets import FEEDBACK_NAME, versions
 from pipelines.monitoring.store import local_store
 from pipelines.settings import Settings, load_settings

@@ -20,8 +20,8 @@ from pipelines.monitoring.collected import (
     parse_window,
 )
 from pipelines.monitoring.store import BlobStore, local_store
+from pipelines.processes import process_alive
 from pipelines.settings import Settings, load_settings
-from pipelines.targets.local import process_alive
 from scoring.collection import CaptureFileHandler
 
 

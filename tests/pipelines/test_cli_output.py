@@ -16,8 +16,8 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from pipelines import options
 from pipelines.cli import app
+from pipelines.commands import options
 from pipelines.console import PIPE_WIDTH, _Console
 from tests.conftest import run_cli
 
@@ -105,7 +105,7 @@ def test_help_names_the_defaults(path: tuple[str, ...], defaults: list[str]) -> 
 
 
 def test_release_help_keeps_literal_brackets_from_other_modules() -> None:
-    """`[default: …]` written into a help string (release_commands.py) survives Rich."""
+    """`[default: …]` written into a help string (commands/options.py) survives Rich."""
     shown = help_options(("release",))
     assert re.search(r"diabetes-ridge@production \[default: [^\]]+\]", shown["--model"])
     assert "[default: " in shown["--report-dir"]

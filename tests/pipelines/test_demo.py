@@ -2,10 +2,10 @@
 
 import pytest
 
-from pipelines.cli import LifecycleResult
 from pipelines.console import console
 from pipelines.demo import INVOKE, REPLAY, print_summary
 from pipelines.gate import GateConfig, decide, reject_identical
+from pipelines.lifecycle import LifecycleResult
 from pipelines.registry import RegisteredVersion
 
 V2 = RegisteredVersion(

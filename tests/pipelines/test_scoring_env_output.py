@@ -90,7 +90,7 @@ def test_package_prints_where_the_context_is_relative(
 def test_batch_scoring_errors_name_the_model_version_not_a_temporary_folder(
     tmp_path: Path,
 ) -> None:
-    from pipelines.batch_commands import score_folder
+    from pipelines.batch import score_folder
     from training.bundle import write_bundle
     from training.data import bundled_diabetes
     from training.model import TrainingConfig, golden_sample, split_data, train_model

@@ -14,11 +14,11 @@ import pytest
 
 from pipelines.errors import MlopsError
 from pipelines.gate import GateConfig
+from pipelines.lifecycle import run_release
 from pipelines.registry import ModelRegistry, RegisteredVersion
 from pipelines.release.plan import PROD_ENDPOINT, QA_ENDPOINT
 from pipelines.release.runner import REPORT_FILE, ReleaseError, release
 from pipelines.release.smoke import smoke_test
-from pipelines.release_commands import run_release
 from pipelines.settings import load_settings
 from pipelines.steps import Tracking, evaluate, register, train
 from pipelines.targets.local import LocalTarget, process_alive

@@ -470,7 +470,7 @@ def test_score_files_needs_input_files(bundle: TrainedBundle, tmp_path: Path) ->
 
 
 def test_cli_helper_turns_errors_into_one_sentence(bundle: TrainedBundle, tmp_path: Path) -> None:
-    from pipelines.batch_commands import score_folder, summary_line
+    from pipelines.batch import score_folder, summary_line
     from pipelines.errors import MlopsError
 
     inputs = tmp_path / "in"

@@ -12,13 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from pipelines.console import console, display_path
-from pipelines.options import ModelName, TargetName
+from pipelines.commands.options import ModelName, TargetName
+from pipelines.console import console
 
 if TYPE_CHECKING:
-    from pipelines.monitoring.monitor import MonitorRun
     from pipelines.monitoring.store import BlobStore
     from pipelines.settings import Settings
     from pipelines.steps import Tracking
@@ -38,37 +36,14 @@ Deployment = Annotated[
 
 
 def _local(model_name: str | None) -> tuple[Settings, Tracking, LocalTarget, BlobStore]:
+    from pipelines.lifecycle import serving_target
     from pipelines.monitoring.store import local_store
-    from pipelines.release_commands import serving_target
     from pipelines.steps import Tracking
     from pipelines.targets.local import LocalTarget
 
     settings, local = serving_target(TargetName.local, model_name)
     assert isinstance(local, LocalTarget)
     return settings, Tracking(settings), local, local_store(settings)
-
-
-def print_run(run: MonitorRun) -> None:
-    """The verdict, the drift table and where the report is."""
-    from pipelines.monitoring.drift import OUTCOME_DRIFT, OUTCOME_TOO_LITTLE
-    from pipelines.monitoring.report import TABLE_HEADER, headline, table_rows
-    from pipelines.monitoring.thresholds import THRESHOLDS
-
-    evaluation, context = run.evaluation, run.context
-    if evaluation.columns:
-        table = Table(
-            title=f"Drift: {context.endpoint}/{context.deployment} ({context.model}) vs "
-            f"{context.reference}, {context.window_label}",
-            title_justify="left",
-        )
-        for heading in TABLE_HEADER:
-            table.add_column(heading, overflow="fold")
-        for row in table_rows(evaluation):
-            table.add_row(*row, style="yellow" if row[-1] != "ok" else None)
-        console.print(table)
-    colour = {OUTCOME_DRIFT: "yellow", OUTCOME_TOO_LITTLE: "cyan"}.get(evaluation.outcome, "green")
-    console.print(f"[{colour}]{headline(evaluation, THRESHOLDS)}[/]")
-    console.print(f"  report: {', '.join(display_path(path) for path in run.files)}")
 
 
 def monitor_command(
@@ -101,7 +76,7 @@ def monitor_command(
     """Drift and data quality of collected production data against the training reference."""
     from pipelines.monitoring.collected import parse_window
     from pipelines.monitoring.drift import OUTCOME_DRIFT
-    from pipelines.monitoring.monitor import monitor, served
+    from pipelines.monitoring.monitor import monitor, print_run, served
     from pipelines.monitoring.thresholds import THRESHOLDS
 
     span = parse_window(window)
@@ -126,7 +101,8 @@ def monitor_command(
 
 def retrain(settings: Settings, tracking: Tracking) -> None:
     """The drift trigger: the whole chain on the newest feedback data set (or production's data)."""
-    from pipelines.cli import gate_config, lifecycle, summary, training_config
+    from pipelines.commands.training import summary
+    from pipelines.lifecycle import gate_config, lifecycle, training_config
     from pipelines.monitoring.datasets import FEEDBACK_NAME, DataSetRef, versions
     from pipelines.monitoring.store import local_store
 

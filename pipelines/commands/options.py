@@ -10,22 +10,13 @@ TrainingConfig and GateConfig.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from pipelines.gate_summary import json_sibling
-from pipelines.settings import DEFAULT_MODEL_NAME
-
-
-class TargetName(StrEnum):
-    """Where a command runs."""
-
-    local = "local"
-    azure = "azure"
-
+from pipelines.settings import DEFAULT_MODEL_NAME, TargetName
 
 Target = Annotated[
     TargetName,
@@ -114,5 +105,23 @@ SummaryFile = Annotated[
         '"improvement", "min_improvement", "reason"}.',
         dir_okay=False,
         callback=_markdown_summary_file,
+    ),
+]
+
+ModelRef = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Model reference: NAME@ALIAS or NAME:VERSION, e.g. diabetes-ridge@production "
+        "[default: the newest registered version].",
+    ),
+]
+
+BatchModelRef = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Model reference: NAME@ALIAS or NAME:VERSION, e.g. diabetes-ridge:3 "
+        "[default: NAME@production].",
     ),
 ]

@@ -1,4 +1,4 @@
-"""The interface the release runner drives; each target is a thin adapter behind it."""
+"""The interface the release runner drives; each target in `pipelines.targets` adapts to it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`mlops pipeline validate|publish|run` (the Azure ML training pipeline) and `mlops package`."""
+"""`mlops pipeline validate|publish|run`: the Azure ML training pipeline."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pipelines.console import console, err_console
-from pipelines.errors import MlopsError
-from pipelines.options import (
+from pipelines.commands.options import (
     Alpha,
     FailOnReject,
     Metric,
@@ -19,10 +17,10 @@ from pipelines.options import (
     ModelName,
     Seed,
     SummaryFile,
-    Target,
-    TargetName,
     TestSize,
 )
+from pipelines.console import console, err_console
+from pipelines.errors import REJECTED_EXIT_CODE, MlopsError
 
 if TYPE_CHECKING:
     from azure.ai.ml.entities import PipelineJob
@@ -31,8 +29,6 @@ if TYPE_CHECKING:
     from pipelines.azure.client import AzureClients
     from pipelines.azure.pipeline_job import PipelineSettings
     from pipelines.gate import GateDecision
-
-REJECTED_EXIT_CODE = 3
 
 pipeline_app = typer.Typer(
     help="The Azure ML training pipeline (data tests → train → gate → register): validate it "
@@ -78,7 +74,7 @@ def _settings(
     min_improvement: float | None,
 ) -> PipelineSettings:
     from pipelines.azure.pipeline_job import PipelineSettings
-    from pipelines.cli import gate_config, training_config
+    from pipelines.lifecycle import gate_config, training_config
     from pipelines.settings import load_settings
     from pipelines.steps import git_commit
 
@@ -320,8 +316,8 @@ def decision_from_tags(tags: dict[str, Any]) -> GateDecision:
 
 
 def _report(decision: GateDecision, registered: dict[str, Any], summary_file: Path | None) -> None:
-    from pipelines.cli import report_decision
     from pipelines.gate_summary import write_gate_summary
+    from pipelines.lifecycle import report_decision
 
     report_decision(decision)
     ref = f"{registered['name']}:{registered['version']}" if registered.get("registered") else None
@@ -329,63 +325,3 @@ def _report(decision: GateDecision, registered: dict[str, Any], summary_file: Pa
         console.print(f"  registered {ref}; next: mlops release --target azure --model {ref}")
     if summary_file is not None:
         write_gate_summary(summary_file, decision, ref)
-
-
-def package_command(
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            help="Model reference: NAME:VERSION or NAME@production. "
-            "[default: the newest registered version]",
-        ),
-    ] = None,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            help="Local target: where the build context goes. "
-            "[default: .mlops/package/NAME-VERSION]",
-            file_okay=False,
-        ),
-    ] = None,
-    model_name: ModelName = None,
-    target: Target = TargetName.local,
-) -> None:
-    """The scoring image: a build context locally, an ACR build tagged with the version on Azure."""
-    from pipelines.azure.image import build_context
-    from pipelines.console import display_path
-    from pipelines.release_commands import resolve
-
-    if target is TargetName.azure:
-        _package_azure(model, model_name)
-        return
-    from pipelines.registry import ModelRegistry
-    from pipelines.settings import load_settings
-
-    settings = load_settings(model_name)
-    registry = ModelRegistry(settings.tracking_uri, settings.model_name)
-    version = resolve(registry, model)
-    dest = output or settings.state_dir / "package" / f"{version.name}-{version.version}"
-    with console.status(f"Assembling the image build context for {version.ref}…"):
-        build_context(registry, version, dest)
-    console.print(f"[green]✓[/] build context for {version.ref} (sha256 {version.digest[:12]}…)")
-    console.print(display_path(dest))
-
-
-def _package_azure(model: str | None, model_name: str | None) -> None:
-    from pipelines.azure import commands
-    from pipelines.azure.image import acr_build, build_context
-    from pipelines.azure.outputs import StackFiles
-    from pipelines.release_commands import resolve
-
-    settings, azure = commands.target(model_name)
-    outputs = StackFiles.from_environment(settings).current()
-    version = resolve(azure.registry, model)
-    with tempfile.TemporaryDirectory() as scratch:
-        with console.status(f"Assembling the image build context for {version.ref}…"):
-            context = build_context(azure.registry, version, Path(scratch) / "image")
-        console.print(f"ACR build in {outputs.acr_name} (log follows)")
-        image = acr_build(azure.clients, outputs, version, context)
-    console.print(f"[green]✓[/] {image}")
-    console.print(image)

@@ -1,0 +1,1 @@
+"""The `mlops` command groups, one module each: thin layers over `pipelines.lifecycle`."""
