@@ -149,3 +149,12 @@ def feedback_command(
         f"{lineage['endpoint']}/{lineage['deployment']})"
     )
     console.print(f"  in {result.ref.folder}; next: mlops run --data {result.ref}")
+
+
+def event_command() -> None:
+    """In the retrain pipeline: act on the Event Grid event in RETRAIN_EVENT (if any)."""
+    from pipelines.monitoring.events import main
+
+    code = main()
+    if code:
+        raise typer.Exit(code)
