@@ -12,7 +12,7 @@ OPS_STAMP := .venv/.synced
 # Azurite (the Azure Storage emulator, the local blob storage) from package-lock.json.
 NODE_STAMP := node_modules/.installed
 
-.PHONY: help demo test lint fmt typecheck unit bootstrap azurite clean reset mlflow-ui scoring-env specs bench-scoring
+.PHONY: help demo test lint fmt typecheck unit bootstrap azurite clean reset mlflow-ui scoring-env specs bench bench-scoring
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -48,7 +48,10 @@ scoring-env: $(OPS_STAMP) ## Create or update the scoring environment (.venv-sco
 specs: $(OPS_STAMP) ## Regenerate scoring/swagger*.json from scoring/schema.py
 	$(RUN) python -m scoring.openapi
 
-bench-scoring: $(OPS_STAMP) scoring-env ## Benchmark the scoring service against a reference-style script (~3 min)
+bench: $(OPS_STAMP) scoring-env ## Every benchmark (start-up, batch, scoring, collection): one table, .mlops/benchmarks.json (~10 min)
+	$(RUN) python tests/benchmarks/bench_all.py
+
+bench-scoring: $(OPS_STAMP) scoring-env ## Benchmark the scoring service and data collection against their limits (~4 min)
 	$(RUN) python tests/benchmarks/bench_scoring.py
 
 lint: $(OPS_STAMP) ## ruff lint and format check, import architecture (no cycles, layers)

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import REPO_ROOT, Row, missed, print_table, ratio_row, write_json
+from report import REPO_ROOT, Row, build_bundle, missed, print_table, ratio_row, write_json
 
 DEFAULT_SIZES = (100_000, 1_000_000, 10_000_000)
 TARGET_ROWS = 1_000_000
@@ -60,16 +60,6 @@ def generate(path: Path, rows: int) -> None:
             count = min(GENERATE_CHUNK, rows - start)
             matrix = rng.normal(scale=0.05, size=(count, len(FEATURES)))
             writer.write_table(pa.table(dict(zip(FEATURES, matrix.T, strict=True)), schema=schema))
-
-
-def build_bundle(dest: Path) -> None:
-    from training.bundle import write_bundle
-    from training.data import bundled_diabetes
-    from training.model import TrainingConfig, split_data, train_model
-
-    config = TrainingConfig()
-    split = split_data(bundled_diabetes(), config)
-    write_bundle(train_model(split.x_train, split.y_train, config), dest)
 
 
 def child_ours(bundle: Path, source: Path, output: Path) -> dict[str, float]:

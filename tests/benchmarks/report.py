@@ -1,4 +1,5 @@
-"""The benchmarks' shared result row and table: one line per figure, its limit, the verdict.
+"""What the benchmarks share: the result row and table (one line per figure, its limit, the
+verdict) and the model bundle they score with.
 
 Every figure is compared with a baseline or limit measured in the same run (never a number
 remembered from another machine): `ratio = value / reference`, and a target is a bound on that
@@ -74,7 +75,7 @@ def print_table(rows: list[Row], title: str) -> None:
     print(f"\n{title}")
     header = (
         f"{'area':<10} {'metric':<46} {'value':>12} {'reference':>12} {'ratio':>7}  "
-        f"{'target':<10} pass  reference is"
+        f"{'target':<16} pass  reference is"
     )
     print(header)
     print("-" * len(header))
@@ -83,7 +84,7 @@ def print_table(rows: list[Row], title: str) -> None:
         verdict = {True: "yes", False: "NO", None: ""}[row.passed]
         print(
             f"{row.area:<10} {row.metric:<46} {_number(row.value) + ' ' + row.unit:>12} "
-            f"{_number(row.reference):>12} {ratio:>7}  {row.target:<10} {verdict:<4}  "
+            f"{_number(row.reference):>12} {ratio:>7}  {row.target:<16} {verdict:<4}  "
             f"{row.reference_name}"
         )
 
@@ -97,6 +98,19 @@ def write_json(rows: list[Row], path: Path, **context: object) -> None:
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def build_bundle(dest: Path) -> str:
+    """Train the model on the bundled data and write its bundle, as the training step does;
+    returns the bundle digest."""
+    from training.bundle import write_bundle
+    from training.data import bundled_diabetes
+    from training.model import TrainingConfig, golden_sample, split_data, train_model
+
+    config = TrainingConfig()
+    split = split_data(bundled_diabetes(), config)
+    model = train_model(split.x_train, split.y_train, config)
+    return write_bundle(model, dest, golden_sample(model, split, config))
 
 
 def missed(rows: list[Row]) -> list[str]:
