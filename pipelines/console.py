@@ -6,6 +6,8 @@ short (`producti…`, `http://127.0.0.1:5…`): there the consoles use COLUMNS w
 else PIPE_WIDTH, wide enough for every table the CLI prints.
 """
 
+import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,6 +44,21 @@ def display_path(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def mlops_command(arguments: str) -> str:
+    """`mlops ARGUMENTS` as it runs on this machine, for the follow-up commands a summary prints.
+
+    `uv run mlops …` where uv is on PATH; otherwise the environment's own script, e.g.
+    `.venv/bin/mlops …`: `make` installs uv into .tools/ when it is missing, and .tools/ is
+    not on PATH, so `uv run` would fail there with "command not found".
+    """
+    if shutil.which("uv"):
+        return f"uv run mlops {arguments}"
+    script = Path(sys.executable).parent / "mlops"
+    if script.exists():
+        return f"{display_path(script)} {arguments}"
+    return f"{sys.executable} -m pipelines {arguments}"
 
 
 @contextmanager

@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING
 from rich.rule import Rule
 from rich.table import Table
 
-from pipelines.console import console, display_path
+from pipelines.console import console, display_path, mlops_command
 from pipelines.gate import is_identical
 from pipelines.lifecycle import (
+    INVOKE_EXAMPLE,
     LifecycleResult,
     describe_endpoints,
     gate_config,
@@ -60,8 +61,8 @@ def run_demo(keep_serving: bool) -> None:
     gate = gate_config(None, None)
     results: list[tuple[str, LifecycleResult]] = []
     keep_line = (
-        "Endpoints keep serving: `uv run mlops endpoints list`; "
-        "stop them with `uv run mlops teardown`."
+        f"Endpoints keep serving: `{mlops_command('endpoints list')}`; "
+        f"stop them with `{mlops_command('teardown')}`."
     )
     finished = False
     try:
@@ -99,8 +100,7 @@ def run_demo(keep_serving: bool) -> None:
         if not keep_serving:
             stopped = local.teardown()
             console.print(
-                f"Stopped {len(stopped)} local server(s); `make demo KEEP_SERVING=1` "
-                "leaves them serving."
+                f"Stopped {len(stopped)} local server(s); `{KEEP_SERVING}` leaves them serving."
             )
         elif not finished:
             console.print(keep_line)
@@ -115,10 +115,43 @@ def run_demo(keep_serving: bool) -> None:
 
 # `make reset` stops the servers and removes the state directory in use (MLOPS_STATE_DIR).
 REPLAY = "make reset && make demo"
-INVOKE = (
-    "uv run mlops endpoints invoke prod --data "
-    "'[[0.03, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, -0.00, 0.02, -0.02]]'"
-)
+KEEP_SERVING = "make demo KEEP_SERVING=1"
+
+
+def follow_ups(
+    production: RegisteredVersion | None,
+    *,
+    keep_serving: bool,
+    replay: str | None = None,
+    loop: LoopResult | None = None,
+) -> list[tuple[str, str, tuple[str, ...]]]:
+    """The summary's rows that say what to run next: (label, text, the commands in the text).
+
+    Every command is printed as it runs on this machine (`mlops_command`); tests run or parse
+    each one as printed.
+    """
+    invoke = mlops_command(INVOKE_EXAMPLE)
+    rows: list[tuple[str, str, tuple[str, ...]]] = []
+    if loop is not None:
+        again = mlops_command("monitor")
+        if keep_serving:
+            rows.append(("monitor again", again, (again,)))
+        else:
+            rows.append(("monitor again", f"{KEEP_SERVING}, then {again}", (KEEP_SERVING, again)))
+    if keep_serving:
+        rows.append(("call it", invoke, (invoke,)))
+    elif production is not None:
+        serve = mlops_command(f"release --stage prod --model {production.name}@production")
+        rows.append(("serve production", f"{KEEP_SERVING}, or {serve}", (KEEP_SERVING, serve)))
+        rows.append(("then call it", invoke, (invoke,)))
+    if replay is not None:
+        rows.append(("replay from scratch", replay, (replay,)))
+    models = mlops_command("models list")
+    rows.append(("models", models, (models,)))
+    rows.append(
+        ("MLflow UI", "make mlflow-ui, then open http://127.0.0.1:5000", ("make mlflow-ui",))
+    )
+    return rows
 
 
 def outcome_text(result: LifecycleResult) -> str:
@@ -161,33 +194,32 @@ def print_summary(
         )
     console.print(table)
     facts = Table(show_header=False, box=None)
+    next_steps = {
+        label: text
+        for label, text, _ in follow_ups(
+            production, keep_serving=keep_serving, replay=replay, loop=loop
+        )
+    }
     if loop is not None:
         facts.add_row("the loop", loop_text(loop))
         facts.add_row("monitor report", display_path(loop.monitor.files[0].parent))
-        again = "uv run mlops monitor"
-        facts.add_row(
-            "monitor again", again if keep_serving else f"make demo KEEP_SERVING=1, then {again}"
-        )
+        facts.add_row("monitor again", next_steps["monitor again"])
     facts.add_row("production alias", production.ref if production else "none")
     if keep_serving:
         for endpoint, description in endpoints.items():
             facts.add_row(f"endpoint {endpoint}", description)
-        facts.add_row("call it", INVOKE)
+        facts.add_row("call it", next_steps["call it"])
     elif production is not None:
         facts.add_row("endpoints", "stopped at the end of the demo")
-        facts.add_row(
-            "serve production",
-            f"make demo KEEP_SERVING=1, or uv run mlops release --stage prod --model "
-            f"{production.name}@production",
-        )
-        facts.add_row("then call it", INVOKE)
+        facts.add_row("serve production", next_steps["serve production"])
+        facts.add_row("then call it", next_steps["then call it"])
     if replay is not None:
         facts.add_row(
             "this re-run",
             f"{production.ref if production else 'a model'} was already in production and no "
             "candidate replaced it",
         )
-        facts.add_row("replay from scratch", replay)
-    facts.add_row("models", "uv run mlops models list")
-    facts.add_row("MLflow UI", "make mlflow-ui, then open http://127.0.0.1:5000")
+        facts.add_row("replay from scratch", next_steps["replay from scratch"])
+    facts.add_row("models", next_steps["models"])
+    facts.add_row("MLflow UI", next_steps["MLflow UI"])
     console.print(facts)

@@ -32,6 +32,13 @@ if TYPE_CHECKING:
     from training.model import TrainingConfig
 
 
+# The request a summary tells you to send once production serves: one row of the example data.
+INVOKE_EXAMPLE = (
+    "endpoints invoke prod --data "
+    "'[[0.03, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, -0.00, 0.02, -0.02]]'"
+)
+
+
 # --- Where the lifecycle runs ------------------------------------------------------------
 
 

@@ -4,8 +4,8 @@ The server answers `GET /swagger.json` (Swagger 2.0), `?version=3` (OpenAPI 3.0)
 `?version=3.1` with `swagger2.json`, `swagger3.json` and `swagger3.1.json` found in its
 AML_APP_ROOT (the scoring folder). These files are committed; regenerate them with
 
-    uv run python -m scoring.openapi          # write
-    uv run python -m scoring.openapi --check  # exit 1 if a committed file is stale
+    .venv/bin/python -m scoring.openapi          # write (or: make specs)
+    .venv/bin/python -m scoring.openapi --check  # exit 1 if a committed file is stale
 
 Not imported by score.py: the specs are static files, nothing is built at start-up.
 """
@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         stale = stale_files(args.dir)
         if stale:
             print(
-                f"stale API spec(s): {', '.join(stale)}; run: uv run python -m scoring.openapi",
+                f"stale API spec(s): {', '.join(stale)}; run `make specs`",
                 file=sys.stderr,
             )
             return 1

@@ -21,7 +21,7 @@ from pipelines.commands.options import (
     TargetName,
     TestSize,
 )
-from pipelines.console import console, step
+from pipelines.console import console, mlops_command, step
 from pipelines.errors import REJECTED_EXIT_CODE, MlopsError
 from pipelines.gate_summary import write_gate_summary
 
@@ -152,10 +152,6 @@ def summary(tracking: Tracking, result: LifecycleResult) -> None:
     for endpoint, description in (deployed or {}).items():
         table.add_row(f"endpoint {endpoint}", description)
     if deployed:
-        table.add_row(
-            "call it",
-            "uv run mlops endpoints invoke prod --data '[[0.03, 0.05, 0.06, "
-            "0.02, -0.04, -0.03, -0.04, -0.00, 0.02, -0.02]]'",
-        )
+        table.add_row("call it", mlops_command(lifecycle.INVOKE_EXAMPLE))
     table.add_row("MLflow UI", "make mlflow-ui  →  http://127.0.0.1:5000")
     console.print(table)

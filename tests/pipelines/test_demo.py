@@ -3,9 +3,9 @@
 import pytest
 
 from pipelines.console import console
-from pipelines.demo import INVOKE, REPLAY, print_summary
+from pipelines.demo import REPLAY, print_summary
 from pipelines.gate import GateConfig, decide, reject_identical
-from pipelines.lifecycle import LifecycleResult
+from pipelines.lifecycle import INVOKE_EXAMPLE, LifecycleResult
 from pipelines.registry import RegisteredVersion
 
 V2 = RegisteredVersion(
@@ -19,6 +19,12 @@ V2 = RegisteredVersion(
 ENDPOINTS = {"prod": "green: diabetes-ridge:2 at http://127.0.0.1:41315 (100%)"}
 TIE = decide(GateConfig(), 53.45, 53.45, "production", "2")
 IDENTICAL = LifecycleResult("run3", {"rmse": 53.45}, reject_identical(TIE, V2.ref), None, {}, False)
+
+
+@pytest.fixture(autouse=True)
+def uv_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the `uv run` form; tests/test_printed_commands.py covers both forms."""
+    monkeypatch.setattr("pipelines.console.shutil.which", lambda name: f"/usr/bin/{name}")
 
 
 def summary(capsys: pytest.CaptureFixture[str], **options) -> list[str]:
@@ -53,7 +59,8 @@ def test_kept_endpoints_show_where_they_serve_and_how_to_call_them(capsys) -> No
     lines = summary(capsys, keep_serving=True)
     text = "\n".join(lines)
     assert "endpoint prod green: diabetes-ridge:2 at http://127.0.0.1:41315 (100%)" in lines
-    assert lines[row(lines, "call it")] == f"call it {' '.join(INVOKE.split())}"
+    invoke = " ".join(INVOKE_EXAMPLE.split())
+    assert lines[row(lines, "call it")] == f"call it uv run mlops {invoke}"
     assert "stopped" not in text and "serve production" not in text
     assert "replay from scratch" not in text
 

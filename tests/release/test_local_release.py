@@ -6,15 +6,18 @@ One module-wide store holds v1 (released: prod/blue) and v2 (registered). Each t
 
 import json
 import os
+import shlex
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pipelines.console import mlops_command
 from pipelines.errors import MlopsError
 from pipelines.gate import GateConfig
-from pipelines.lifecycle import run_release
+from pipelines.lifecycle import INVOKE_EXAMPLE, run_release
 from pipelines.registry import ModelRegistry, RegisteredVersion
 from pipelines.release.plan import PROD_ENDPOINT, QA_ENDPOINT
 from pipelines.release.runner import REPORT_FILE, ReleaseError, release
@@ -22,6 +25,7 @@ from pipelines.release.smoke import smoke_test
 from pipelines.settings import load_settings
 from pipelines.steps import Tracking, evaluate, register, train
 from pipelines.targets.local import LocalTarget, process_alive
+from tests.test_printed_commands import no_uv_path
 from training.model import TrainingConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -221,3 +225,21 @@ def test_successful_release_moves_alias_and_retires_blue_then_teardown(
     store.registry.set_production(store.v1)
     release(target, store.registry, store.v1, stage="prod")
     assert_v1_serves_production(store)
+
+
+def test_the_printed_invoke_command_answers_without_uv(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summaries' `call it` line, run as printed by a shell that has no uv on PATH."""
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("PATH", no_uv_path(tmp_path))
+    command = mlops_command(INVOKE_EXAMPLE)
+    assert command.startswith(".venv/bin/mlops endpoints invoke prod ")
+    result = subprocess.run(
+        ["bash", "-c", command], cwd=root, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    rows = shlex.split(command)[-1]
+    direct = store.target().client(PROD_ENDPOINT).score({"data": json.loads(rows)})
+    assert json.loads(result.stdout) == direct.json()

@@ -18,7 +18,7 @@ from tests.scoring.test_score import call
 
 
 def test_committed_specs_are_up_to_date() -> None:
-    assert openapi.stale_files() == [], "run: uv run python -m scoring.openapi"
+    assert openapi.stale_files() == [], "run `make specs`"
 
 
 def test_check_command_fails_on_a_stale_spec(tmp_path: Path) -> None:
