@@ -360,3 +360,73 @@ def test_a_lock_on_a_managed_network_workspace_is_caught(qa_managed: RecordedSta
     )  # fmt: skip
     messages = [v.message for v in evaluate([*resources, lock], "qa").violations]
     assert "has a managed network, which resource locks can block" in messages
+
+
+# --- the issue's "Done when", read from `mlops infra plan --stack prod --format json` --------
+
+
+def test_prod_plan_meets_the_done_criteria(recorded_prod_plan: dict[str, Any]) -> None:
+    from infra.addresses import is_documentation_range
+
+    resources = recorded_prod_plan["resources"]
+
+    def of(type_token: str) -> list[dict[str, Any]]:
+        return [r for r in resources if r["type"] == type_token]
+
+    workspace = of("azure-native:machinelearningservices:Workspace")[0]["inputs"]
+    assert of("azure-native:machinelearningservices:Compute")  # Kubernetes compute attached...
+    assert workspace.get("managedNetwork") is None  # ...so no managed network
+    groups = sorted(
+        r["inputs"]["privateLinkServiceConnections"][0]["groupIds"][0]
+        for r in of("azure-native:network:PrivateEndpoint")
+    )
+    assert groups == ["amlworkspace", "blob", "file", "registry", "vault"]
+    assert len(of("azure-native:network:PrivateDnsZoneGroup")) == 5
+    assert workspace["identity"]["type"] == "UserAssigned"
+    for type_token in (
+        "azure-native:machinelearningservices:OnlineEndpoint",
+        "azure-native:machinelearningservices:BatchEndpoint",
+    ):
+        assert of(type_token)[0]["inputs"]["identity"]["type"] == "UserAssigned"
+    training = [
+        r for r in of("azure-native:machinelearningservices:Compute")
+        if r["inputs"]["properties"]["computeType"] == "AmlCompute"
+    ]  # fmt: skip
+    assert training[0]["inputs"]["identity"]["type"] == "UserAssigned"
+    grants = [
+        (g["inputs"]["principalId"], g["inputs"]["roleDefinitionId"], g["inputs"]["scope"])
+        for g in of("azure-native:authorization:RoleAssignment")
+    ]
+    assert len(grants) == len(set(grants))
+    extension = of("azure-native:kubernetesconfiguration:Extension")[0]["inputs"]
+    settings = extension["configurationSettings"]
+    assert settings["scoringFe.serviceType.internalLoadBalancer"] == "True"
+    assert settings["allowInsecureConnections"] == "False" and settings["sslCname"]
+    profile = of("azure-native:containerservice:ManagedCluster")[0]["inputs"][
+        "apiServerAccessProfile"
+    ]
+    ranges = profile.get("authorizedIPRanges") or []
+    assert profile.get("enablePrivateCluster") is True or (
+        ranges and not any(is_documentation_range(cidr) for cidr in ranges)
+    )
+    assert len(of("azure-native:monitor:DataCollectionRuleAssociation")) == len(
+        of("azure-native:containerservice:ManagedCluster")
+    )
+
+
+@pytest.fixture
+def recorded_prod_plan(
+    monkeypatch: pytest.MonkeyPatch, recordings: dict[str, RecordedStack]
+) -> dict[str, Any]:
+    """`mlops infra plan --stack prod --format json` through the CLI, on the session recording."""
+    import json
+
+    from typer.testing import CliRunner
+
+    import pipelines.infra_commands as commands
+    from pipelines.cli import app
+
+    monkeypatch.setattr(commands, "_record", lambda stack: recordings[stack])
+    result = CliRunner().invoke(app, ["infra", "plan", "--stack", "prod", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
