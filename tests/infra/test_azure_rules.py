@@ -18,6 +18,7 @@ from infra.components.aml_kubernetes import extension_settings
 from infra.policies import PolicyResource, evaluate
 from infra.recording import RecordedStack
 from infra.settings import SettingsError, settings_from_config
+from tests.infra.graph_edits import mutated
 
 
 def _refusal(config: dict[str, Any], stack: str) -> str:
@@ -83,19 +84,6 @@ def test_settings_refuse(stack_config, stack: str, change, expected: str) -> Non
     assert expected in _refusal(config, stack)
 
 
-def _mutate(
-    recorded: RecordedStack, type_token: str, change: Callable[[dict[str, Any]], None]
-) -> list[PolicyResource]:
-    resources = policy_resources(recorded)
-    for index, resource in enumerate(resources):
-        if resource.resource_type == type_token:
-            props = copy.deepcopy(dict(resource.props))
-            change(props)
-            resources[index] = dataclasses.replace(resource, props=props)
-            return resources
-    raise LookupError(type_token)
-
-
 EXTENSION = "azure-native:kubernetesconfiguration:Extension"
 CLUSTER = "azure-native:containerservice:ManagedCluster"
 
@@ -146,7 +134,7 @@ def test_policies_refuse(
     recordings: dict[str, RecordedStack], stack: str, type_token: str, change, expected: str
 ) -> None:
     recorded = recordings[stack]
-    resources = _mutate(recorded, type_token, change)
+    resources = mutated(recorded, type_token, change)
     messages = [v.message for v in evaluate(resources, recorded.settings.environment).violations]
     assert any(expected in m for m in messages), messages
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import fcntl
 import json
@@ -30,6 +29,7 @@ from pipelines.scoring_env import (
     venv_python,
 )
 from tests.infra.crossguard_harness import crossguard_run, graphs_to_json
+from tests.infra.graph_edits import mutated
 
 
 def test_policies_pass_on_every_stack(recorded: RecordedStack) -> None:
@@ -38,19 +38,6 @@ def test_policies_pass_on_every_stack(recorded: RecordedStack) -> None:
     if recorded.settings.aks.enabled:
         assert "mlops-aks" in report.evaluated
         assert "mlops-azureml-extension" in report.evaluated
-
-
-def _mutated(
-    recorded: RecordedStack, type_token: str, change: Callable[[dict[str, Any]], None]
-) -> list[PolicyResource]:
-    resources = policy_resources(recorded)
-    for index, resource in enumerate(resources):
-        if resource.resource_type == type_token:
-            props = copy.deepcopy(dict(resource.props))
-            change(props)
-            resources[index] = dataclasses.replace(resource, props=props)
-            return resources
-    raise LookupError(type_token)
 
 
 def _messages(resources: list[PolicyResource], environment: str) -> list[str]:
@@ -125,7 +112,7 @@ def test_policy_catches(
     expected: str,
 ) -> None:
     recorded = recordings[stack]
-    messages = _messages(_mutated(recorded, type_token, change), recorded.settings.environment)
+    messages = _messages(mutated(recorded, type_token, change), recorded.settings.environment)
     assert any(expected in message for message in messages), messages
 
 
@@ -168,7 +155,7 @@ def test_environment_comes_from_tags_then_stack_then_prod() -> None:
 
 
 def _insecure_prod_extension(recordings: dict[str, RecordedStack]) -> list[PolicyResource]:
-    return _mutated(
+    return mutated(
         recordings["prod"],
         "azure-native:kubernetesconfiguration:Extension",
         lambda p: p["configurationSettings"].update(allowInsecureConnections="True"),
