@@ -411,7 +411,7 @@ def recorded_prod_plan(
 
     from typer.testing import CliRunner
 
-    import pipelines.infra_commands as commands
+    import pipelines.commands.infra as commands
     from pipelines.cli import app
 
     monkeypatch.setattr(commands, "_record", lambda stack: recordings[stack])
