@@ -80,20 +80,14 @@ def requirements_fingerprint(requirements: Path = REQUIREMENTS) -> str:
 
 def is_fresh(venv: Path, requirements: Path = REQUIREMENTS) -> bool:
     """True when the environment exists and was built from the current requirements."""
-    stamp = venv / STAMP_FILE
-    return (
-        venv_python(venv).is_file()
-        and stamp.is_file()
-        and stamp.read_text().strip() == requirements_fingerprint(requirements)
-    )
+    return stamp_matches(venv, requirements_fingerprint(requirements))
 
 
 @contextlib.contextmanager
-def _lock(root: Path) -> Iterator[None]:
-    # Two commands (or test workers) creating the environment at once would corrupt it.
-    lock_dir = root / ".mlops"
-    lock_dir.mkdir(exist_ok=True)
-    with (lock_dir / "scoring-env.lock").open("w") as handle:
+def env_lock(lock_file: Path) -> Iterator[None]:
+    # Two commands (or test workers) creating an environment at once would corrupt it.
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -151,31 +145,63 @@ def ensure_scoring_env(root: Path = REPO_ROOT, *, force: bool = False) -> Path:
     """
     venv = scoring_venv(root)
     requirements = root / "scoring" / "requirements.txt"
-    with _lock(root):
+    with env_lock(root / ".mlops" / "scoring-env.lock"):
         if not force and is_fresh(venv, requirements):
             _precompile(venv, [root / "scoring"])  # our own sources change between runs
             return venv
-        uv = find_uv(root)
-        if uv is None:
-            raise MlopsError(
-                "uv is not installed, and the scoring environment needs it; run `make "
-                "bootstrap` (it installs uv) or `pip install uv`, then run the command again"
-            )
-        err_console.print(
-            f"[bold]Creating the scoring environment[/] in {escape(display_path(venv))} …"
+        build_venv(
+            venv,
+            PYTHON_VERSION,
+            ["-r", str(requirements)],
+            requirements_fingerprint(requirements),
+            what="the scoring environment",
+            root=root,
         )
-        (venv / STAMP_FILE).unlink(missing_ok=True)
-        _run([uv, "venv", "--clear", "--python", PYTHON_VERSION, str(venv)], "creating the venv")
-        err_console.print(f"Installing {requirements.relative_to(root)} …")
-        _run(
-            [uv, "pip", "install", "--python", str(venv_python(venv)), "-r", str(requirements)],
-            "installing the scoring requirements",
-        )
-        err_console.print("Precompiling bytecode (faster server starts) …")
-        _precompile(venv, [venv / "lib", root / "scoring"])
-        (venv / STAMP_FILE).write_text(requirements_fingerprint(requirements) + "\n")
-        err_console.print("[green]Scoring environment ready.[/]")
+        _precompile(venv, [root / "scoring"])
     return venv
+
+
+def build_venv(
+    venv: Path,
+    python_version: str,
+    install_args: list[str],
+    fingerprint: str,
+    *,
+    what: str,
+    root: Path = REPO_ROOT,
+) -> Path:
+    """(Re)create `venv` with uv, install `install_args`, precompile, then stamp `fingerprint`.
+
+    The stamp is written last: an interrupted build is rebuilt next time, never used half-made.
+    Callers hold a lock and check the stamp first.
+    """
+    uv = find_uv(root)
+    if uv is None:
+        raise MlopsError(
+            f"uv is not installed, and {what} needs it; run `make bootstrap` (it installs uv) "
+            "or `pip install uv`, then run the command again"
+        )
+    err_console.print(f"[bold]Creating {what}[/] in {escape(display_path(venv))} …")
+    (venv / STAMP_FILE).unlink(missing_ok=True)
+    _run([uv, "venv", "--clear", "--python", python_version, str(venv)], "creating the venv")
+    err_console.print("Installing its packages …")
+    _run(
+        [uv, "pip", "install", "--python", str(venv_python(venv)), *install_args],
+        f"installing the packages of {what}",
+    )
+    err_console.print("Precompiling bytecode (faster starts) …")
+    _precompile(venv, [venv / "lib"])
+    (venv / STAMP_FILE).write_text(fingerprint + "\n")
+    err_console.print(f"[green]{what[0].upper()}{what[1:]} is ready.[/]")
+    return venv
+
+
+def stamp_matches(venv: Path, fingerprint: str) -> bool:
+    """Whether `venv` was completely built from `fingerprint`."""
+    stamp = venv / STAMP_FILE
+    return (
+        venv_python(venv).is_file() and stamp.is_file() and stamp.read_text().strip() == fingerprint
+    )
 
 
 def free_port() -> int:

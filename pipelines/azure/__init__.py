@@ -8,6 +8,8 @@ Modules:
 - `entities`: pure builders, settings and outputs in, azure-ai-ml entities out.
 - `training`: the Azure ML training pipeline (command components wired with `@dsl.pipeline`).
 - `entrypoints`: `python -m pipelines.azure.entrypoints ...`, what the components run.
+- `snapshot`: the modules a step's code snapshot must hold, and the check that they import.
+- `local_run`: `mlops pipeline run --local`, each node from its snapshot in its environment.
 - `registry`: the shared Azure ML registry behind the project's `ModelRegistry` interface.
 - `image`: the scoring image's build context and its ACR build.
 - `qa_service`: the QA scoring service on Azure Container Instances.

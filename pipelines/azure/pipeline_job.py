@@ -19,6 +19,7 @@ from azure.ai.ml import Input, Output, dsl
 from azure.ai.ml.constants import AssetTypes
 from azure.ai.ml.entities import CommandComponent, Environment, PipelineJob
 
+from pipelines.azure.snapshot import tree_digest
 from pipelines.gate import GateConfig
 from pipelines.settings import EXPERIMENT_NAME
 from pipelines.tags import checked_tags
@@ -53,9 +54,7 @@ def component_version(code_dir: Path, environment: Environment) -> str:
     The component commands live in this module, which is part of the snapshot.
     """
     digest = hashlib.sha256(str(environment_reference(environment)).encode())
-    for path in sorted(p for p in code_dir.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(code_dir).as_posix().encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    digest.update(tree_digest(code_dir).encode())
     return digest.hexdigest()[:12]
 
 
@@ -169,6 +168,8 @@ class PipelineSettings:
     # The commit being built (steps.git_commit() at submission): the code snapshot on the
     # cluster has no .git, and the gate needs the commit to tell a re-run from new code.
     commit: str = ""
+    # False for `mlops pipeline run --local`: the steps use the tracking server's own registry.
+    shared_registry: bool = True
 
 
 def build_pipeline(
@@ -176,11 +177,15 @@ def build_pipeline(
 ) -> PipelineJob:
     """The pipeline job on the stack's training cluster, in the project's MLflow experiment."""
     validate, train, gate, register = components.all()
-    registry: dict[str, Any] = {
-        "registry_name": outputs.registry_name,
-        "registry_subscription": outputs.subscription_id,
-        "registry_resource_group": outputs.registry_resource_group,
-    }
+    registry: dict[str, Any] = (
+        {
+            "registry_name": outputs.registry_name,
+            "registry_subscription": outputs.subscription_id,
+            "registry_resource_group": outputs.registry_resource_group,
+        }
+        if settings.shared_registry
+        else {}
+    )
 
     @dsl.pipeline(
         None,

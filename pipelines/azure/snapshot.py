@@ -10,7 +10,17 @@ through the snapshot's own packages, so a test can import each of them from the 
 from __future__ import annotations
 
 import ast
+import hashlib
 from pathlib import Path
+
+
+def tree_digest(root: Path) -> str:
+    """sha256 over every file under `root`: relative paths and contents, in sorted order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def module_file(root: Path, module: str) -> Path | None:

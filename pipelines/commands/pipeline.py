@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -207,6 +208,14 @@ def pipeline_run(
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Stream the job until it finishes.")
     ] = True,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="Run the same pipeline job here as Azure ML would: each step from its code "
+            "snapshot, in its own environment, tracked in the local MLflow store.",
+        ),
+    ] = False,
     model_name: ModelName = None,
 ) -> None:
     """Submit the training pipeline to the workspace's cluster; stream it; report the gate."""
@@ -215,6 +224,12 @@ def pipeline_run(
     from pipelines.settings import load_settings
 
     settings = _settings(model_name, data, alpha, seed, test_size, metric, min_improvement)
+    if local:
+        decision, registered = run_local(replace(settings, shared_registry=False), model_name)
+        _report(decision, registered, summary_file, release="mlops release")
+        if not decision.passed and fail_on_reject:
+            raise typer.Exit(REJECTED_EXIT_CODE)
+        return
     outputs = StackFiles.from_environment(load_settings(model_name)).current()
     clients = AzureClients()
     console.print(f"[bold]Training pipeline[/] on {describe(outputs)}")
@@ -226,6 +241,41 @@ def pipeline_run(
     _report(decision, registered, summary_file)
     if not decision.passed and fail_on_reject:
         raise typer.Exit(REJECTED_EXIT_CODE)
+
+
+def run_local(
+    settings: PipelineSettings, model_name: str | None
+) -> tuple[GateDecision, dict[str, Any]]:
+    """`mlops pipeline run --local`: every step from its snapshot, in its own environment."""
+    from pipelines.azure.local_run import known_environments, run_pipeline_locally
+    from pipelines.settings import load_settings
+
+    if settings.data is not None and not Path(settings.data).is_file():
+        raise MlopsError(
+            f"--data {settings.data} is not a local file; a local pipeline run reads local data"
+        )
+    outputs, _ = _offline_outputs(None)
+    local_settings = load_settings(model_name)
+    console.print("[bold]Training pipeline[/], run locally as Azure ML runs it")
+    with tempfile.TemporaryDirectory() as scratch:
+        job = build_job(outputs, settings, Path(scratch))
+        results = run_pipeline_locally(
+            job,
+            known_environments(),
+            local_settings,
+            lambda line: console.print(f"  → {line}"),
+        )
+    decision = _read_output(results["decided"].outputs["decision"], "decision.json")
+    registered = _read_output(results["registered"].outputs["registered"], "registered.json")
+    return decision_from_tags(decision), registered
+
+
+def _read_output(folder: Path, filename: str) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads((folder / filename).read_text())
+    except (OSError, ValueError) as error:
+        raise MlopsError(f"the pipeline step wrote no readable {filename} ({error})") from error
+    return data
 
 
 def submit(clients: AzureClients, outputs: StackOutputs, settings: PipelineSettings) -> str:
@@ -315,13 +365,18 @@ def decision_from_tags(tags: dict[str, Any]) -> GateDecision:
     )
 
 
-def _report(decision: GateDecision, registered: dict[str, Any], summary_file: Path | None) -> None:
+def _report(
+    decision: GateDecision,
+    registered: dict[str, Any],
+    summary_file: Path | None,
+    release: str = "mlops release --target azure",
+) -> None:
     from pipelines.gate_summary import write_gate_summary
     from pipelines.lifecycle import report_decision
 
     report_decision(decision)
     ref = f"{registered['name']}:{registered['version']}" if registered.get("registered") else None
     if ref:
-        console.print(f"  registered {ref}; next: mlops release --target azure --model {ref}")
+        console.print(f"  registered {ref}; next: {release} --model {ref}")
     if summary_file is not None:
         write_gate_summary(summary_file, decision, ref)

@@ -54,7 +54,7 @@ def test_creating_the_scoring_env_is_quiet_and_names_it_relative(
     assert "Creating the scoring environment in .venv-scoring …" in printed
     assert str(project) not in printed
     assert "+ package-1" not in printed and "Resolved 57 packages" not in printed
-    assert "Scoring environment ready." in printed
+    assert "The scoring environment is ready." in printed
     assert venv == project / ".venv-scoring"
 
 
@@ -62,7 +62,10 @@ def test_a_failed_install_shows_the_tail_of_uv_output(
     project: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_UV_FAILS", "1")
-    failed = r"installing the scoring requirements failed \(exit code 1\); uv's last lines are"
+    failed = (
+        r"installing the packages of the scoring environment failed \(exit code 1\); "
+        r"uv's last lines are"
+    )
     with pytest.raises(MlopsError, match=failed):
         ensure_scoring_env(project)
     printed = "".join(capfd.readouterr())
