@@ -14,7 +14,6 @@ import fcntl
 import hashlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -28,6 +27,7 @@ from rich.markup import escape
 
 from pipelines.console import display_path, err_console
 from pipelines.errors import MlopsError
+from pipelines.processes import LOOPBACK, free_port, stop_process  # noqa: F401  (re-exported)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCORING_DIR = REPO_ROOT / "scoring"
@@ -37,7 +37,6 @@ LAUNCHER = SCORING_DIR / "local_server.py"
 VENV_NAME = ".venv-scoring"
 PYTHON_VERSION = "3.11"
 STAMP_FILE = ".mlops-requirements.sha256"
-LOOPBACK = "127.0.0.1"
 # Below any endpoint request timeout; the server's own default is one hour.
 DEFAULT_SCORING_TIMEOUT_MS = "10000"
 # Lines of uv's output shown when it fails.
@@ -204,14 +203,6 @@ def stamp_matches(venv: Path, fingerprint: str) -> bool:
     )
 
 
-def free_port() -> int:
-    """A TCP port on loopback that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         # As gunicorn binds: connections lingering in TIME_WAIT don't make the port busy.
@@ -365,82 +356,3 @@ def wait_healthy(
                 + (f"; read {display_path(log_file)}" if log_file else "")
             )
         time.sleep(0.05)
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether a live (not zombie) process remains in the group.
-
-    Orphaned zombies wait for PID 1 to reap them, which in containers may take long; they hold
-    no resources, so they do not count.
-    """
-    proc = Path("/proc")
-    if not proc.is_dir():
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # Fields after the parenthesised command: state, ppid, pgrp, ...
-        fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
-
-
-def stop_process(target: int | subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
-    """Stop a server: SIGTERM to its whole process group, SIGKILL after `grace_s`.
-
-    Only a process that leads its own group (as start_inference_server makes it) has its group
-    signalled; any other pid is signalled alone, so this never hits the caller's own group.
-    """
-    pid = target.pid if isinstance(target, subprocess.Popen) else target
-    try:
-        pgid = os.getpgid(pid)
-    except ProcessLookupError:
-        if isinstance(target, subprocess.Popen):
-            target.wait()
-        return
-    own_group = pgid == pid and pgid != os.getpgid(0)
-
-    def signal_all(signum: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            if own_group:
-                os.killpg(pgid, signum)
-            else:
-                os.kill(pid, signum)
-
-    def alive() -> bool:
-        if isinstance(target, subprocess.Popen):
-            if target.poll() is None:
-                return True
-        else:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            try:
-                os.kill(pid, 0)
-                return True
-            except ProcessLookupError:
-                pass
-        # The master is gone; its workers may linger a moment.
-        return own_group and _group_alive(pgid)
-
-    signal_all(signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if alive():
-        signal_all(signal.SIGKILL)
-        while alive() and time.monotonic() < deadline + 5:
-            time.sleep(0.05)
-    if isinstance(target, subprocess.Popen):
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            target.wait(timeout=1)

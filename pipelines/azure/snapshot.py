@@ -137,7 +137,7 @@ def import_failures(
 
     result = subprocess.run(
         [
-            str(python),
+            str(python.absolute()),  # not resolved: a venv's python is a symlink
             "-c",
             _IMPORT_CHECK,
             json.dumps([str(path.resolve()) for path in hidden]),

@@ -129,7 +129,7 @@ def _answers(server: AzuriteServer) -> bool:
 
 def ensure_running(settings: Settings) -> AzuriteServer:
     """Start Azurite for this state directory unless it already runs; wait until it answers."""
-    from pipelines import scoring_env
+    from pipelines import processes
 
     found = running(settings)
     if found is not None:
@@ -139,7 +139,7 @@ def ensure_running(settings: Settings) -> AzuriteServer:
     data = folder / "data"
     data.mkdir(parents=True, exist_ok=True)
     key = _account_key(settings)
-    port = scoring_env.free_port()
+    port = processes.free_port()
     env = {**os.environ, "AZURITE_ACCOUNTS": f"{ACCOUNT}:{key}"}
     with (folder / "azurite.log").open("ab") as log:
         process = subprocess.Popen(
@@ -174,8 +174,7 @@ def ensure_running(settings: Settings) -> AzuriteServer:
 
 def stop(settings: Settings) -> bool:
     """Stop this state directory's Azurite; True if one was running."""
-    from pipelines import scoring_env
-    from pipelines.processes import process_alive
+    from pipelines import processes
 
     path = _record_path(settings)
     if not path.exists():
@@ -184,9 +183,9 @@ def stop(settings: Settings) -> bool:
         pid = int(json.loads(path.read_text())["pid"])
     except (ValueError, KeyError, TypeError):
         pid = 0
-    was_running = pid > 0 and process_alive(pid)
+    was_running = pid > 0 and processes.process_alive(pid)
     if was_running:
-        scoring_env.stop_process(pid)
+        processes.stop_process(pid)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     return was_running

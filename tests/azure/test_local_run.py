@@ -26,7 +26,8 @@ from pipelines.azure.pipeline_job import PipelineSettings, build_components, bui
 from pipelines.errors import MlopsError
 from pipelines.gate_summary import registered_in
 from pipelines.registry import ModelRegistry
-from pipelines.settings import PROJECT_ROOT, load_settings
+from pipelines.settings import load_settings
+from tests.azure.test_snapshot import SHARED_ENVS
 
 TEMPLATE = (
     "python -m pkg.main run $[[--data ${{inputs.data}}]] --alpha ${{inputs.alpha}} "
@@ -127,7 +128,7 @@ def test_a_component_with_an_unknown_environment_is_refused() -> None:
 @pytest.fixture
 def shared_envs(monkeypatch: pytest.MonkeyPatch) -> None:
     """One venv cache for every test session: a rerun builds nothing."""
-    monkeypatch.setenv("MLOPS_PIPELINE_ENVS", str(PROJECT_ROOT / ".mlops" / "pipeline-envs"))
+    monkeypatch.setenv("MLOPS_PIPELINE_ENVS", str(SHARED_ENVS))
 
 
 def test_pipeline_run_local_runs_every_step_from_its_snapshot_and_registers(

@@ -13,6 +13,15 @@ from pipelines.azure.snapshot import import_failures, reachable_modules
 from pipelines.settings import PROJECT_ROOT
 
 ENTRY_MODULE = ENTRYPOINT.split()[-1]
+SHARED_ENVS = PROJECT_ROOT / ".mlops" / "pipeline-envs"  # as tests/azure/test_local_run.py
+
+
+@pytest.fixture(scope="module")
+def training_python() -> Path:
+    """The training components' environment, built from their pins (cached across sessions)."""
+    from pipelines.azure.local_run import ensure_environment
+
+    return ensure_environment(entities.training_environment(), SHARED_ENVS)
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +38,25 @@ def test_the_entry_point_reaches_every_step_module(snapshot: Path) -> None:
     assert not [m for m in modules if m.split(".")[0] not in entities.CODE_PACKAGES]
 
 
-def test_every_reachable_module_imports_from_the_snapshot_alone(snapshot: Path) -> None:
+def test_every_reachable_module_imports_from_the_snapshot_alone_in_its_environment(
+    snapshot: Path, training_python: Path
+) -> None:
     modules = reachable_modules(snapshot, ENTRY_MODULE)
-    failures = import_failures(Path(sys.executable), snapshot, modules, [PROJECT_ROOT])
-    assert failures == {}
+    assert import_failures(training_python, snapshot, modules, [PROJECT_ROOT]) == {}
+
+
+def test_a_module_needing_a_package_the_environment_lacks_fails_the_check(
+    snapshot: Path, training_python: Path
+) -> None:
+    """The ops environment has rich; the training environment does not, nor does Azure ML's."""
+    broken = snapshot.parent / "needs-rich"
+    entities.code_snapshot(broken)
+    steps = broken / "pipelines" / "steps.py"
+    steps.write_text(steps.read_text() + "\n\ndef _report():\n    from pipelines import console\n")
+    modules = reachable_modules(broken, ENTRY_MODULE)
+    assert import_failures(Path(sys.executable), broken, modules, [PROJECT_ROOT]) == {}
+    failures = import_failures(training_python, broken, modules, [PROJECT_ROOT])
+    assert failures["pipelines.console"] == "ModuleNotFoundError: No module named 'rich'"
 
 
 def test_a_module_importing_outside_the_snapshot_fails_the_check(snapshot: Path) -> None:
