@@ -20,7 +20,7 @@ from pipelines.commands.options import (
     SummaryFile,
     TestSize,
 )
-from pipelines.console import console, err_console
+from pipelines.console import console, err_console, mlops_command
 from pipelines.errors import REJECTED_EXIT_CODE, MlopsError
 
 if TYPE_CHECKING:
@@ -226,7 +226,7 @@ def pipeline_run(
     settings = _settings(model_name, data, alpha, seed, test_size, metric, min_improvement)
     if local:
         decision, registered = run_local(replace(settings, shared_registry=False), model_name)
-        _report(decision, registered, summary_file, release="mlops release")
+        _report(decision, registered, summary_file, release="release")
         if not decision.passed and fail_on_reject:
             raise typer.Exit(REJECTED_EXIT_CODE)
         return
@@ -369,7 +369,7 @@ def _report(
     decision: GateDecision,
     registered: dict[str, Any],
     summary_file: Path | None,
-    release: str = "mlops release --target azure",
+    release: str = "release --target azure",
 ) -> None:
     from pipelines.gate_summary import write_gate_summary
     from pipelines.lifecycle import report_decision
@@ -377,6 +377,6 @@ def _report(
     report_decision(decision)
     ref = f"{registered['name']}:{registered['version']}" if registered.get("registered") else None
     if ref:
-        console.print(f"  registered {ref}; next: {release} --model {ref}")
+        console.print(f"  registered {ref}; next: {mlops_command(f'{release} --model {ref}')}")
     if summary_file is not None:
         write_gate_summary(summary_file, decision, ref)
