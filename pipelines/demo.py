@@ -27,18 +27,17 @@ from typing import TYPE_CHECKING
 from rich.rule import Rule
 from rich.table import Table
 
+from pipelines.configs import gate_config
+from pipelines.connect import serving_target, tracking_for
 from pipelines.console import console, display_path, mlops_command
 from pipelines.gate import is_identical
 from pipelines.lifecycle import (
     INVOKE_EXAMPLE,
     LifecycleResult,
     describe_endpoints,
-    gate_config,
     lifecycle,
     metrics_text,
     run_release,
-    serving_target,
-    tracking_for,
 )
 from pipelines.monitoring.demo_loop import LoopResult, loop_text, run_loop
 from pipelines.release.plan import PROD_ENDPOINT, live_slot
@@ -78,7 +77,7 @@ def run_demo(keep_serving: bool) -> None:
 
         def chapter(title: str, config: TrainingConfig) -> LifecycleResult:
             console.print(Rule(title))
-            result = lifecycle(tracking, config, gate, None, release=True, target=TargetName.local)
+            result = lifecycle(tracking, config, gate, None, serving=lambda: local)
             results.append((f"alpha {config.alpha:g}", result))
             return result
 

@@ -1,26 +1,28 @@
-"""The lifecycle: train → gate → register → release, on the local target or Azure.
+"""The lifecycle: train → gate → register → release, on whichever target it is handed.
 
 One implementation for every caller: the `mlops` commands (`pipelines.commands`), the demo
-(`pipelines.demo`) and the Azure ML pipeline steps (`pipelines.azure.entrypoints`) all run
-these chains. Decisions stay below in pure modules (`pipelines.gate`, `pipelines.release.plan`);
-the steps themselves are in `pipelines.steps` and `pipelines.release.runner`. What this layer
-adds is the wiring (which tracking server, which target, which settings) and the progress a
-person reads while it runs.
+(`pipelines.demo`), the monitoring loop and the Azure ML pipeline steps
+(`pipelines.azure.entrypoints`, which run the steps one job each and take their settings from
+here). Decisions stay below in pure modules (`pipelines.gate`, `pipelines.release.plan`); the
+steps themselves are in `pipelines.steps` and `pipelines.release.runner`. Which tracking server
+and target (local or Azure) is `pipelines.connect`'s choice, above this module: the lifecycle
+knows neither implementation. What it adds is the chain, its settings and the progress a person
+reads while it runs.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
 from pipelines.console import console, display_path, step
 from pipelines.errors import MlopsError
 from pipelines.gate_summary import write_gate_summary
-from pipelines.settings import TargetName
 
 if TYPE_CHECKING:
     from pipelines.gate import GateConfig, GateDecision
@@ -39,59 +41,7 @@ INVOKE_EXAMPLE = (
 )
 
 
-# --- Where the lifecycle runs ------------------------------------------------------------
-
-
-def tracking_for(target: TargetName, model_name: str | None) -> Tracking:
-    """The MLflow tracking server of the chosen target."""
-    if target is TargetName.azure:
-        from pipelines.azure import commands
-
-        return commands.tracking(model_name)
-    from pipelines.settings import load_settings
-    from pipelines.steps import Tracking
-
-    return Tracking(load_settings(model_name))
-
-
-def serving_target(target: TargetName, model_name: str | None) -> tuple[Settings, ServingTarget]:
-    """Settings and the deployment target for a command."""
-    if target is TargetName.azure:
-        from pipelines.azure import commands
-
-        return commands.target(model_name)
-    from pipelines.registry import ModelRegistry
-    from pipelines.settings import load_settings
-    from pipelines.targets.local import LocalTarget
-
-    settings = load_settings(model_name)
-    return settings, LocalTarget(
-        settings, ModelRegistry(settings.tracking_uri, settings.model_name)
-    )
-
-
-def training_config(
-    alpha: float | None, seed: int | None, test_size: float | None
-) -> TrainingConfig:
-    """Project defaults with the command-line overrides applied."""
-    from training.model import TrainingConfig
-
-    overrides: dict[str, Any] = {"alpha": alpha, "seed": seed, "test_size": test_size}
-    try:
-        return replace(TrainingConfig(), **{k: v for k, v in overrides.items() if v is not None})
-    except ValueError as error:
-        raise MlopsError(f"invalid training setting: {error}") from error
-
-
-def gate_config(metric: str | None, min_improvement: float | None) -> GateConfig:
-    """Gate defaults with the command-line overrides applied."""
-    from pipelines.gate import GateConfig, GateError
-
-    overrides: dict[str, Any] = {"metric": metric, "min_improvement": min_improvement}
-    try:
-        return replace(GateConfig(), **{k: v for k, v in overrides.items() if v is not None})
-    except GateError as error:
-        raise MlopsError(f"invalid gate setting: {error}") from error
+# --- Registered versions ------------------------------------------------------------
 
 
 def resolve(registry: ModelRegistry, reference: str | None) -> RegisteredVersion:
@@ -174,11 +124,14 @@ def lifecycle(
     gate: GateConfig,
     data: Path | None,
     *,
-    release: bool,
-    target: TargetName,
+    serving: Callable[[], ServingTarget] | None,
     summary_file: Path | None = None,
 ) -> LifecycleResult:
-    """Data tests → train → gate → register → (release); a rejection stops after the gate."""
+    """Data tests → train → gate → register → (release); a rejection stops after the gate.
+
+    `serving` gives the target to release to, asked for only once a version is registered;
+    None registers without releasing.
+    """
     outcome = train_model(tracking, config, data)
     decision = gate_run(tracking, outcome.run_id, gate)
     version = register_run(tracking, outcome.run_id) if decision.passed else None
@@ -187,13 +140,13 @@ def lifecycle(
     deployed: dict[str, str] = {}
     blue_green = False
     if version is not None:
-        if release:
+        if serving is not None:
             from pipelines.release.plan import PROD_ENDPOINT, live_slot
 
-            _, serving = serving_target(target, tracking.settings.model_name)
-            blue_green = live_slot(serving.traffic(PROD_ENDPOINT)) is not None
-            run_release(tracking.settings, serving, version)
-            deployed = describe_endpoints(serving)
+            target = serving()
+            blue_green = live_slot(target.traffic(PROD_ENDPOINT)) is not None
+            run_release(tracking.settings, target, version)
+            deployed = describe_endpoints(target)
         else:
             console.print(f"  not released; next: mlops release --model {version.ref}")
     return LifecycleResult(outcome.run_id, outcome.metrics, decision, version, deployed, blue_green)

@@ -109,13 +109,10 @@ def validate_step(args: argparse.Namespace) -> None:
 
 def train_step(args: argparse.Namespace) -> None:
     """Train on the validated table and log the run; write its id for the gate."""
+    from pipelines.configs import training_config
     from pipelines.steps import train
-    from training.model import TrainingConfig
 
-    try:
-        config = TrainingConfig(alpha=args.alpha, seed=args.seed, test_size=args.test_size)
-    except ValueError as error:
-        raise MlopsError(f"invalid training setting: {error}") from error
+    config = training_config(args.alpha, args.seed, args.test_size)
     outcome = train(tracking(args), config, args.validated / VALIDATED_FILE)
     payload = {
         "run_id": outcome.run_id,
@@ -130,14 +127,11 @@ def train_step(args: argparse.Namespace) -> None:
 
 def gate_step(args: argparse.Namespace) -> None:
     """The gate; the decision is written whatever it is."""
-    from pipelines.gate import GateConfig, GateError
+    from pipelines.configs import gate_config
     from pipelines.steps import evaluate
 
     run_id = _read(args.run, RUN_FILE)["run_id"]
-    try:
-        config = GateConfig(metric=args.metric, min_improvement=args.min_improvement)
-    except GateError as error:
-        raise MlopsError(f"invalid gate setting: {error}") from error
+    config = gate_config(args.metric, args.min_improvement)
     _, decision = evaluate(tracking(args), run_id, config)
     payload = {"run_id": run_id, **decision.as_tags()}
     _write(args.output, DECISION_FILE, payload)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines import lifecycle
+from pipelines import connect, lifecycle
 from pipelines.commands.options import BatchModelRef, ModelName, Target, TargetName
 from pipelines.console import console, display_path
 
@@ -33,7 +33,7 @@ def batch_score_command(
         return
     from pipelines.batch import progress_bar, score_folder, summary_line
 
-    _, local = lifecycle.serving_target(target, model_name)
+    _, local = connect.serving_target(target, model_name)
     version = lifecycle.resolve(local.registry, model or f"{local.registry.model_name}@production")
     with tempfile.TemporaryDirectory() as scratch:
         bundle = local.registry.download(version, Path(scratch) / "model")

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pipelines import lifecycle
+from pipelines import connect
 from pipelines.commands.options import ModelName, Target, TargetName
 from pipelines.console import console
 from pipelines.errors import MlopsError
@@ -30,7 +30,7 @@ def endpoints_list(model_name: ModelName = None, target: Target = TargetName.loc
     from pipelines.processes import process_alive
     from pipelines.targets.local import LocalTarget
 
-    _, local = lifecycle.serving_target(target, model_name)
+    _, local = connect.serving_target(target, model_name)
     assert isinstance(local, LocalTarget)  # azure returned above
     records = local.endpoints()
     if not records:
@@ -103,7 +103,7 @@ def endpoints_invoke(
 
     check_endpoint(endpoint)
     payload = request_payload(data, file)
-    _, serving = lifecycle.serving_target(target, model_name)
+    _, serving = connect.serving_target(target, model_name)
     if isinstance(serving, LocalTarget):  # a stopped server is named, not a refused connection
         client = serving.running_client(endpoint, deployment)
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines import lifecycle
+from pipelines import connect
 from pipelines.commands.options import ModelName, Target, TargetName
 from pipelines.console import console
 
@@ -16,7 +16,7 @@ def models_list(model_name: ModelName = None, target: Target = TargetName.local)
     """Registered versions with their metrics and which one is in production."""
     from rich.table import Table
 
-    registry = lifecycle.tracking_for(target, model_name).registry
+    registry = connect.tracking_for(target, model_name).registry
     versions = registry.versions()
     if not versions:
         console.print(f"No versions of {registry.model_name} yet; run `mlops run` to train one.")

@@ -36,7 +36,7 @@ Deployment = Annotated[
 
 
 def _local(model_name: str | None) -> tuple[Settings, Tracking, LocalTarget, BlobStore]:
-    from pipelines.lifecycle import serving_target
+    from pipelines.connect import serving_target
     from pipelines.monitoring.store import local_store
     from pipelines.steps import Tracking
     from pipelines.targets.local import LocalTarget
@@ -102,7 +102,9 @@ def monitor_command(
 def retrain(settings: Settings, tracking: Tracking) -> None:
     """The drift trigger: the whole chain on the newest feedback data set (or production's data)."""
     from pipelines.commands.training import summary
-    from pipelines.lifecycle import gate_config, lifecycle, training_config
+    from pipelines.configs import gate_config, training_config
+    from pipelines.connect import serving_target
+    from pipelines.lifecycle import lifecycle
     from pipelines.monitoring.datasets import FEEDBACK_NAME, DataSetRef, versions
     from pipelines.monitoring.store import local_store
 
@@ -111,7 +113,7 @@ def retrain(settings: Settings, tracking: Tracking) -> None:
     console.print(f"Drift found: retraining on {data or 'the production data'}.")
     result = lifecycle(
         tracking, training_config(None, None, None), gate_config(None, None), data,
-        release=True, target=TargetName.local,
+        serving=lambda: serving_target(TargetName.local, tracking.settings.model_name)[1],
     )  # fmt: skip
     summary(tracking, result)
 

@@ -75,7 +75,7 @@ def _settings(
     min_improvement: float | None,
 ) -> PipelineSettings:
     from pipelines.azure.pipeline_job import PipelineSettings
-    from pipelines.lifecycle import gate_config, training_config
+    from pipelines.configs import gate_config, training_config
     from pipelines.settings import load_settings
     from pipelines.steps import git_commit
 

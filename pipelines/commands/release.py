@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines import lifecycle
+from pipelines import connect, lifecycle
 from pipelines.commands.options import ModelName, ModelRef, Target, TargetName
 from pipelines.console import console
 
@@ -38,7 +38,7 @@ def release_command(
     from pipelines.release.runner import check_stage
 
     check_stage(stage)  # before the target is even looked up
-    settings, serving = lifecycle.serving_target(target, model_name)
+    settings, serving = connect.serving_target(target, model_name)
     lifecycle.run_release(
         settings, serving, lifecycle.resolve(serving.registry, model), report_dir, stage
     )
@@ -46,7 +46,7 @@ def release_command(
 
 def teardown_command(model_name: ModelName = None, target: Target = TargetName.local) -> None:
     """Stop every local deployment and the local blob storage (models and data stay)."""
-    _, local = lifecycle.serving_target(target, model_name)
+    _, local = connect.serving_target(target, model_name)
     stopped = local.teardown()
     console.print(
         f"Stopped {len(stopped)} local server(s){': ' + ', '.join(stopped) if stopped else ''}."

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines import lifecycle
+from pipelines import connect, lifecycle
 from pipelines.commands.options import ModelName, ModelRef, Target, TargetName
 from pipelines.console import console, display_path
 from pipelines.errors import MlopsError
@@ -37,7 +37,7 @@ def serve_command(
     from scoring.settings import SettingsError
     from scoring.settings import load_settings as scoring_settings
 
-    settings, local = lifecycle.serving_target(target, model_name)
+    settings, local = connect.serving_target(target, model_name)
     try:  # the scoring service's own rules, checked before anything starts
         scoring_settings({"SCORING_API_KEY": api_key} if api_key else {})
     except SettingsError as error:

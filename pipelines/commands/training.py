@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pipelines import lifecycle
+from pipelines import configs, connect, lifecycle
 from pipelines.commands.options import (
     Alpha,
     DataPath,
@@ -48,8 +48,8 @@ def train(
     target: Target = TargetName.local,
 ) -> None:
     """Data tests, then train the ridge model and log the run (params, metrics, lineage)."""
-    config = lifecycle.training_config(alpha, seed, test_size)
-    tracking = lifecycle.tracking_for(target, model_name)
+    config = configs.training_config(alpha, seed, test_size)
+    tracking = connect.tracking_for(target, model_name)
     outcome = lifecycle.train_model(tracking, config, data)
     console.print(f"  run id {outcome.run_id}; next: mlops evaluate --run-id {outcome.run_id}")
 
@@ -64,8 +64,8 @@ def evaluate(
     target: Target = TargetName.local,
 ) -> None:
     """The gate: compare the run's model with production (or the baseline) on the same holdout."""
-    config = lifecycle.gate_config(metric, min_improvement)
-    tracking = lifecycle.tracking_for(target, model_name)
+    config = configs.gate_config(metric, min_improvement)
+    tracking = connect.tracking_for(target, model_name)
     decision = lifecycle.gate_run(tracking, run_id, config)
     if summary_file is not None:
         write_gate_summary(summary_file, decision, None)
@@ -77,7 +77,7 @@ def register(
     run_id: RunId = None, model_name: ModelName = None, target: Target = TargetName.local
 ) -> None:
     """Register the run's model with its lineage tags; refused unless the gate passed it."""
-    tracking = lifecycle.tracking_for(target, model_name)
+    tracking = connect.tracking_for(target, model_name)
     version = lifecycle.register_run(tracking, run_id)
     console.print(f"  registered {version.ref} (sha256 {version.digest[:12]}…)")
 
@@ -122,14 +122,13 @@ def run(
         if release:
             console.print("  release it with `mlops release --target azure --model NAME:VERSION`")
         return
-    tracking = lifecycle.tracking_for(target, model_name)
+    tracking = connect.tracking_for(target, model_name)
     result = lifecycle.lifecycle(
         tracking,
-        lifecycle.training_config(alpha, seed, test_size),
-        lifecycle.gate_config(metric, min_improvement),
+        configs.training_config(alpha, seed, test_size),
+        configs.gate_config(metric, min_improvement),
         data,
-        release=release,
-        target=target,
+        serving=(lambda: connect.serving_target(target, model_name)[1]) if release else None,
         summary_file=summary_file,
     )
     summary(tracking, result)

@@ -131,7 +131,6 @@ def run_loop(
     from pipelines.monitoring.monitor import monitor, print_run, served
     from pipelines.monitoring.store import local_store
     from pipelines.release.plan import PROD_ENDPOINT
-    from pipelines.settings import TargetName
     from pipelines.steps import DataValidationError
     from training.data import TARGET
 
@@ -170,9 +169,7 @@ def run_loop(
         f"({result.lineage['rows']['total']} rows)"
     )
     try:
-        retrained = lifecycle(
-            tracking, config, gate, Path(str(result.ref)), release=True, target=TargetName.local
-        )
+        retrained = lifecycle(tracking, config, gate, Path(str(result.ref)), serving=lambda: local)
     except DataValidationError as error:
         return LoopResult(run, result.ref, None, f"the data tests stopped the retrain: {error}")
     if retrained.version is not None:
