@@ -477,11 +477,12 @@ def run_program(
     config: dict[str, str],
     secret_keys: list[str],
     program: Callable[[], T],
+    preview: bool = False,
 ) -> tuple[T, dict[str, Any], frozenset[str]]:
     """Run a Pulumi program under mocks on its own event loop, then reset the runtime.
 
     Returns what `program` returned (its settings), the stack's exported outputs, and the
-    names of the outputs that are secret.
+    names of the outputs that are secret. `preview` runs it as `pulumi preview` would.
     """
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -490,7 +491,9 @@ def run_program(
     holder: list[T] = []
     try:
         pulumi.runtime.set_all_config(config, secret_keys)
-        mocks.set_mocks(offline_mocks, project=project, stack=stack, preview=False, monitor=monitor)
+        mocks.set_mocks(
+            offline_mocks, project=project, stack=stack, preview=preview, monitor=monitor
+        )
 
         async def collect(outputs: dict[str, pulumi.Output[Any]]) -> None:
             for key, value in outputs.items():
@@ -514,10 +517,13 @@ def run_program(
     return holder[0], exported, frozenset(secret_outputs)
 
 
-def record_stack(stack: str, raw: Mapping[str, Any] | None = None) -> RecordedStack:
+def record_stack(
+    stack: str, raw: Mapping[str, Any] | None = None, *, preview: bool = False
+) -> RecordedStack:
     """Run the program for `stack` under mocks and return the recorded graph.
 
-    `raw` replaces the stack file's config (tests use it for variants).
+    `raw` replaces the stack file's config (tests use it for variants); `preview` records it
+    as a `pulumi preview` run.
     """
     from infra import program  # deferred: importing the Azure SDK takes a few seconds
 
@@ -531,7 +537,7 @@ def record_stack(stack: str, raw: Mapping[str, Any] | None = None) -> RecordedSt
     monitor = RecordingMonitor(offline_mocks, PROJECT, stack)
     settings, exported, secret_outputs = run_program(
         offline_mocks, monitor, project=PROJECT, stack=stack, config=config,
-        secret_keys=secret_keys, program=build,
+        secret_keys=secret_keys, program=build, preview=preview,
     )  # fmt: skip
     return RecordedStack(
         stack=stack,

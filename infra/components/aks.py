@@ -27,6 +27,8 @@ sends nothing.
 from __future__ import annotations
 
 import base64
+import os
+from typing import cast
 
 import pulumi
 from pulumi_azure_native import containerservice as aks
@@ -40,6 +42,9 @@ from infra.settings import AksSettings, NodePool, Settings
 AZUREML_TAINT = "ml.azure.com/amlarc=true:NoSchedule"
 """The "amlarc overall" taint (Learn, "reference-kubernetes")."""
 CONTAINER_INSIGHTS_STREAM = "Microsoft-ContainerInsights-Group-Default"
+
+READ_ONLY_PREVIEW_ENV = "MLOPS_READ_ONLY_PREVIEW"
+"""Set to `true` by `.azure-pipelines/templates/pulumi-preview.yml` for the read-only preview."""
 
 POD_CIDR = "192.168.0.0/16"
 SERVICE_CIDR = "172.16.0.0/16"
@@ -267,21 +272,34 @@ class InferenceCluster(pulumi.ComponentResource):
 
         # The Azure ML extension needs local accounts, and the admin credentials work
         # without kubelogin, so the Kubernetes provider is built from them.
-        credentials = aks.list_managed_cluster_admin_credentials_output(
-            resource_group_name=resource_group_name,
-            resource_name=self.cluster.name,
-            opts=pulumi.InvokeOutputOptions(parent=self),
-        )
-        self.kubeconfig = pulumi.Output.secret(
-            credentials.kubeconfigs.apply(
+        # A read-only preview cannot list them (Reader has no
+        # `managedClusters/listClusterAdminCredential/action`, the action of the "Azure
+        # Kubernetes Service Cluster Admin Role": Learn, "aks/concepts-identity"): there the
+        # kubeconfig stays unknown, as in the first preview of a stack whose cluster does not
+        # exist yet, and the Kubernetes objects show as unknown instead of failing the preview.
+        if reads_cluster_credentials():
+            credentials = aks.list_managed_cluster_admin_credentials_output(
+                resource_group_name=resource_group_name,
+                resource_name=self.cluster.name,
+                opts=pulumi.InvokeOutputOptions(parent=self),
+            )
+            kubeconfig = credentials.kubeconfigs.apply(
                 lambda configs: base64.b64decode(configs[0].value).decode("utf-8")
             )
-        )
+        else:
+            kubeconfig = cast("pulumi.Output[str]", pulumi.Output.from_input(pulumi.output.UNKNOWN))
+        self.kubeconfig = pulumi.Output.secret(kubeconfig)
         self.cluster_name = self.cluster.name
         self.cluster_id = self.cluster.id
         self.register_outputs(
             {"cluster_id": self.cluster.id, "kubelet_object_id": self.kubelet_object_id}
         )
+
+
+def reads_cluster_credentials() -> bool:
+    """False only in a preview run with `MLOPS_READ_ONLY_PREVIEW=true` (the PR preview)."""
+    read_only = os.environ.get(READ_ONLY_PREVIEW_ENV, "").lower() == "true"
+    return not (read_only and pulumi.runtime.is_dry_run())
 
 
 def _api_server_access(cfg: AksSettings) -> aks.ManagedClusterAPIServerAccessProfileArgs | None:
