@@ -19,6 +19,7 @@ from infra.components.aks import InferenceCluster
 from infra.components.aml_kubernetes import KubernetesInference
 from infra.components.common import ClientConfig
 from infra.components.endpoints import Endpoints
+from infra.components.loop_events import LoopEvents, retrain_webhook_url
 from infra.components.network import Network
 from infra.components.registry import ModelRegistry
 from infra.components.training import TrainingCompute
@@ -30,7 +31,7 @@ from infra.settings import NAMESPACE, Settings, settings_from_config
 CONFIG_KEYS = (
     "environment", "prefix", "suffix", "tags", "network", "storage", "keyVault",
     "containerRegistry", "monitoring", "training", "aks", "inference", "aci", "endpoints",
-    "modelRegistry", "access",
+    "modelRegistry", "access", "loop",
 )  # fmt: skip
 
 
@@ -156,6 +157,16 @@ def build(settings: Settings) -> dict[str, pulumi.Output[Any]]:
             registry=registry.registry_id,
         ),
     )
+
+    if settings.loop.devops_organization:
+        LoopEvents(
+            "loop-events",
+            settings,
+            resource_group_name=rg,
+            workspace_id=workspace.workspace.id,
+            storage_id=workspace.storage.id,
+            webhook_url=retrain_webhook_url(settings.loop.devops_organization),
+        )
 
     if settings.aci.enabled:
         service = QaScoringService(

@@ -75,6 +75,14 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
+class LoopSettings:
+    """The closed loop's events (infra/components/loop_events.py): on when the Azure DevOps
+    organization whose retrain pipeline they start is set (docs/monitoring.md)."""
+
+    devops_organization: str | None = None
+
+
+@dataclass(frozen=True)
 class NodePool:
     """One AKS node pool that autoscales between min_count and max_count."""
 
@@ -286,6 +294,7 @@ class Settings:
     endpoints: EndpointSettings
     model_registry: ModelRegistrySettings
     access: AccessSettings
+    loop: LoopSettings = LoopSettings()
     names: Names = field(init=False)
 
     def __post_init__(self) -> None:
@@ -833,6 +842,13 @@ def settings_from_config(
         ),
     )
     acc.done()
+    loop_section = root.obj("loop", {})
+    organization = loop_section.opt_str("devopsOrganization")
+    loop_section.done()
+    if organization and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,49}", organization):
+        raise loop_section.fail(
+            "devopsOrganization", f"is '{organization}', not an organization name", "fix it"
+        )
     if principal and not _GUID.fullmatch(principal):
         raise acc.fail("pipelinePrincipalId", f"is '{principal}', not an object id", "fix it")
 
@@ -864,6 +880,7 @@ def settings_from_config(
         endpoints=endpoints,
         model_registry=model_registry,
         access=access,
+        loop=LoopSettings(devops_organization=organization),
     )
     _check_cross_rules(settings, root)
     if settings.is_prod:

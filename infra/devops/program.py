@@ -32,6 +32,7 @@ import yaml
 from pulumi_azure_native import authorization, managedidentity, resources
 
 from infra.components.common import ROLES, assignment_guid, child
+from infra.components.loop_events import RETRAIN_WEBHOOK, RETRAIN_WEBHOOK_CONNECTION
 from infra.devops.settings import (
     CONFIG_KEYS,
     KEY_VAULT_CRYPTO_USER,
@@ -642,23 +643,12 @@ class Pipelines(pulumi.ComponentResource):
         self.register_outputs({k: v.id for k, v in self.definitions.items()})
 
 
-# The retrain pipeline's event route (docs/monitoring.md): Event Grid posts to
-# https://dev.azure.com/<organization>/_apis/public/distributedtask/webhooks/<RETRAIN_WEBHOOK>
-# ?api-version=6.0-preview, and `resources.webhooks` in retrain.azure-pipelines.yml names the
-# connection (MicrosoftDocs azure-devops-docs, pipelines/process/resources.md, "Webhook
-# triggers"). No secret: Event Grid cannot sign its deliveries with the HMAC checksum the
-# connection would verify, so the URL alone queues a retrain run; that run trains and gates
-# only, and nothing reaches production without the release pipeline's approvals.
-RETRAIN_WEBHOOK = "mlopsRetrainEvents"
-RETRAIN_WEBHOOK_CONNECTION = "mlops-retrain-events"
-
-
-def retrain_webhook_url(organization: str) -> str:
-    """The URL Event Grid delivers to."""
-    return (
-        f"https://dev.azure.com/{organization}/_apis/public/distributedtask/webhooks/"
-        f"{RETRAIN_WEBHOOK}?api-version=6.0-preview"
-    )
+# The retrain pipeline's event route (docs/monitoring.md): Event Grid posts to the URL of
+# infra.components.loop_events.retrain_webhook_url, and `resources.webhooks` in
+# retrain.azure-pipelines.yml names the connection. No secret: Event Grid cannot sign its
+# deliveries with the HMAC checksum the connection would verify, so the URL alone queues a
+# retrain run; that run trains and gates only, and nothing reaches production without the
+# release pipeline's approvals.
 
 
 class RetrainWebhook(pulumi.ComponentResource):
