@@ -172,6 +172,14 @@ def ensure_running(settings: Settings) -> AzuriteServer:
     return server
 
 
+def is_azurite(pid: int) -> bool:
+    """Whether the process runs Azurite (its command line, as /proc shows it)."""
+    try:
+        return b"azurite" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def stop(settings: Settings) -> bool:
     """Stop this state directory's Azurite; True if one was running."""
     from pipelines import processes
@@ -183,7 +191,8 @@ def stop(settings: Settings) -> bool:
         pid = int(json.loads(path.read_text())["pid"])
     except (ValueError, KeyError, TypeError):
         pid = 0
-    was_running = pid > 0 and processes.process_alive(pid)
+    # A stale record's pid may belong to another process by now: only ever signal Azurite.
+    was_running = pid > 0 and processes.process_alive(pid) and is_azurite(pid)
     if was_running:
         processes.stop_process(pid)
     with contextlib.suppress(FileNotFoundError):

@@ -128,3 +128,16 @@ def test_layout_paths() -> None:
     assert layout.day_prefixes(
         "p/", datetime(2026, 12, 31, 23, tzinfo=UTC), datetime(2027, 1, 1, 1, tzinfo=UTC)
     ) == ["p/2026/12/31/", "p/2027/01/01/"]
+
+
+def test_a_stale_record_never_signals_another_process(settings: Settings) -> None:
+    """The recorded pid now belongs to something else (here: this test): left alone."""
+    import json as json_module
+
+    folder = azurite.state_dir(settings)
+    folder.mkdir(parents=True)
+    record = {"pid": os.getpid(), "port": 1, "account": "a", "key": "k"}
+    (folder / "server.json").write_text(json_module.dumps(record))
+    assert azurite.running(settings) is None
+    assert azurite.stop(settings) is False  # and we are still here
+    assert not (folder / "server.json").exists()
