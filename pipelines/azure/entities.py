@@ -44,6 +44,7 @@ from azure.ai.ml.entities import (
 
 from pipelines.azure.invariants import (
     InvariantError,
+    check_managed_instances,
     check_managed_scale,
     check_mirror,
     check_name,
@@ -253,14 +254,16 @@ class ServingSettings:
 
     request_timeout_ms: int = 5000
     max_concurrent_requests_per_instance: int = 2
-    max_queue_wait_ms: int = 500
     workers: int = 2
     cpu_request: str = "100m"
     cpu_limit: str = "1"
     memory_request: str = "512Mi"
     memory_limit: str = "1Gi"
     managed_instance_type: str = "Standard_DS2_v2"
-    managed_instance_count: int = 2
+    # Managed deployments serve production only (QA runs on ACI): three instances, the count
+    # Microsoft recommends for production high availability (issue 10 desk review; see
+    # invariants.MIN_MANAGED_PRODUCTION_INSTANCES).
+    managed_instance_count: int = 3
     sampling_rate: float = 1.0
     extra_environment: Mapping[str, str] = field(default_factory=dict)
 
@@ -291,10 +294,12 @@ def _probes() -> tuple[ProbeSettings, ProbeSettings]:
 
 
 def _request_settings(serving: ServingSettings) -> OnlineRequestSettings:
+    # No max_queue_wait: "deprecated for managed online endpoints; increase request_timeout_ms
+    # to account for any networking/queue delays" (the REST API's OnlineRequestSettings, e.g.
+    # Learn's @azure/arm-machinelearning OnlineRequestSettings reference).
     return OnlineRequestSettings(
         request_timeout_ms=serving.request_timeout_ms,
         max_concurrent_requests_per_instance=serving.max_concurrent_requests_per_instance,
-        max_queue_wait_ms=serving.max_queue_wait_ms,
     )
 
 
@@ -391,6 +396,7 @@ def managed_deployment(
         data_collector=data_collector(serving),
     )
     check_managed_scale(deployment, built.scale_settings)
+    check_managed_instances(deployment, built.instance_count)
     return built
 
 

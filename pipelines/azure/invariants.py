@@ -97,3 +97,18 @@ def check_managed_scale(deployment: str, scale_settings: object) -> None:
             f"{type(scale_settings).__name__}; scale managed deployments with Azure Monitor "
             "autoscale instead"
         )
+
+
+MIN_MANAGED_PRODUCTION_INSTANCES = 3
+"""Instances of a managed production deployment: Microsoft recommends at least three for high
+availability (Learn, "how-to-deploy-online-endpoints"/"concept-endpoints-online", as the issue 10
+desk review found it; not re-read here)."""
+
+
+def check_managed_instances(deployment: str, instance_count: int | None) -> None:
+    """A managed production deployment runs at least MIN_MANAGED_PRODUCTION_INSTANCES."""
+    if (instance_count or 0) < MIN_MANAGED_PRODUCTION_INSTANCES:
+        raise InvariantError(
+            f"managed deployment {deployment} would run {instance_count} instance(s); production "
+            f"needs at least {MIN_MANAGED_PRODUCTION_INSTANCES} for high availability"
+        )

@@ -124,6 +124,35 @@ def probe(client: ScoringClient, rows: list[list[float]], requests: int) -> tupl
     return failures, first
 
 
+def endpoint_routes(scoring_uri: str, openapi_uri: str | None) -> dict[str, str]:
+    """Base URL and routes of an online endpoint, from the URIs Azure ML reports for it.
+
+    `OnlineEndpoint.scoring_uri` and `.openapi_uri` (azure-ai-ml `entities/_endpoint/
+    online_endpoint.py`); the router serves the deployment's OpenAPI document, not the server's
+    `/` route, so it is also the health route. Without an `openapi_uri`, `/swagger.json`.
+    """
+    from urllib.parse import urlsplit
+
+    scoring = urlsplit(scoring_uri)
+    base = f"{scoring.scheme}://{scoring.netloc}"
+    spec = urlsplit(openapi_uri) if openapi_uri else None
+    if spec is not None and f"{spec.scheme}://{spec.netloc}" != base:
+        raise MlopsError(
+            f"the endpoint's OpenAPI URI {openapi_uri} is on another host than its scoring URI "
+            f"{scoring_uri}; check the endpoint in Azure ML studio"
+        )
+    swagger = (spec.path + (f"?{spec.query}" if spec.query else "")) if spec else "/swagger.json"
+    return {
+        "base_url": base,
+        "score_path": scoring.path or "/score",
+        "swagger_path": swagger,
+        "health_path": swagger,
+    }
+
+
+DEPLOYMENT_LOG_LINES = 20
+
+
 @dataclass
 class AzureTarget:
     """QA (ACI) and production (online endpoint) of the Azure stacks."""
@@ -244,13 +273,48 @@ class AzureTarget:
                 outputs, outputs.online_endpoint_name, deployment, version, code, serving
             )
             self.progress(f"{deployment} on managed compute ({built.instance_type})")
-        azure_call(
-            f"deployment {deployment} of {version.ref}",
-            lambda: self._ml(outputs).online_deployments.begin_create_or_update(built).result(),
-        )
+        try:
+            azure_call(
+                f"deployment {deployment} of {version.ref}",
+                lambda: self._ml(outputs).online_deployments.begin_create_or_update(built).result(),
+            )
+        except MlopsError as error:
+            tails = self._deployment_logs(outputs, deployment)
+            for container, tail in tails.items():
+                self.progress(f"{deployment} {container} log (last lines):\n{tail}")
+            last = "; ".join(
+                f"{container}: {tail.splitlines()[-1].strip()[:200]}"
+                for container, tail in tails.items()
+                if tail.strip()
+            )
+            raise MlopsError(f"{error}" + (f" (last log lines, {last})" if last else "")) from error
         live = {name: share for name, share in (endpoint.traffic or {}).items() if share}
         if self.rollout.mirror_percent and live:
             self._shadow(outputs, deployment)
+
+    def _deployment_logs(self, outputs: StackOutputs, deployment: str) -> dict[str, str]:
+        """The tails of a deployment's two containers' logs, for a failure message.
+
+        `online_deployments.get_logs(container_type=...)` (azure-ai-ml `operations/
+        _online_deployment_operations.py`; "storage-initializer" is what downloads the model, the
+        first suspect when a deployment never starts). A log that cannot be read is left out:
+        the deployment's own error is what the message must carry.
+        """
+        from azure.core.exceptions import AzureError
+
+        tails = {}
+        for container in ("storage-initializer", "inference-server"):
+            try:
+                text = self._ml(outputs).online_deployments.get_logs(
+                    name=deployment,
+                    endpoint_name=outputs.online_endpoint_name,
+                    lines=DEPLOYMENT_LOG_LINES,
+                    container_type=container,
+                )
+            except AzureError:
+                continue
+            tails[container] = "\n".join(str(text).strip().splitlines()[-DEPLOYMENT_LOG_LINES:])
+        return tails
 
     def _shadow(self, outputs: StackOutputs, deployment: str) -> None:
         """Mirror a share of live traffic to the new deployment and read its log for errors."""
@@ -344,13 +408,10 @@ class AzureTarget:
             lambda: self._ml(outputs).online_endpoints.get_keys(outputs.online_endpoint_name),
         )
         key = getattr(keys, "primary_key", None) or getattr(keys, "access_token", None)
-        base, _, _ = scoring_uri.rpartition("/score")
         return ScoringClient(
-            base_url=base or scoring_uri,
+            **endpoint_routes(scoring_uri, getattr(found, "openapi_uri", None)),
             key=str(key) if key else None,
             headers={DEPLOYMENT_HEADER: deployment} if deployment else {},
-            # The router serves each deployment's OpenAPI document, not the server's `/` route.
-            health_path="/swagger.json",
             timeout_s=30.0,
         )
 

@@ -120,8 +120,21 @@ class OnlineDeployments:
         self.ws.log.add("online_deployments.list", endpoint_name=endpoint_name)
         return list(self.ws.deployments.values())
 
-    def get_logs(self, name: str, endpoint_name: str, lines: int) -> str:
-        self.ws.log.add("online_deployments.get_logs", name=name, endpoint_name=endpoint_name)
+    def get_logs(
+        self, name: str, endpoint_name: str, lines: int, *, container_type: str | None = None
+    ) -> str:
+        # As azure-ai-ml's OnlineDeploymentOperations.get_logs: the inference server's log
+        # unless container_type names another ("storage-initializer", "inference-server").
+        if container_type not in (None, "storage-initializer", "inference-server"):
+            raise ValueError(f"unknown container type {container_type}")
+        self.ws.log.add(
+            "online_deployments.get_logs",
+            name=name,
+            endpoint_name=endpoint_name,
+            container_type=container_type,
+        )
+        if container_type == "storage-initializer":
+            return self.ws.deployment_logs.get(f"{name}/storage-initializer", "model mounted\n")
         return self.ws.deployment_logs.get(name, "score abc status=200 rows=1 ms=0.4\n")
 
 

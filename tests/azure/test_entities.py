@@ -129,8 +129,24 @@ def test_managed_deployment_uses_default_scale(prod_managed: StackOutputs, code:
     assert isinstance(built.scale_settings, DefaultScaleSettings)
     data = built._to_dict()
     assert data["instance_type"] == "Standard_DS2_v2"
-    assert data["instance_count"] == 2
+    assert data["instance_count"] == 3  # production high availability
     assert data["data_collector"]["collections"]["model_outputs"]["enabled"] == "true"
+    # max_queue_wait is deprecated for managed endpoints: never sent.
+    assert "max_queue_wait" not in data["request_settings"]
+    assert (
+        built._to_rest_object(location="westeurope").properties.request_settings.max_queue_wait
+        is None
+    )
+
+
+def test_a_managed_production_deployment_below_three_instances_is_refused(
+    prod_managed: StackOutputs, code: Path
+) -> None:
+    with pytest.raises(InvariantError, match=r"would run 2 instance.*at least 3"):
+        entities.managed_deployment(
+            prod_managed, prod_managed.online_endpoint_name, "blue", VERSION, code,
+            entities.ServingSettings(managed_instance_count=2),
+        )  # fmt: skip
 
 
 def test_kubernetes_deployment_needs_a_kubernetes_stack(

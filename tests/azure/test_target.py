@@ -124,11 +124,50 @@ def test_errors_under_traffic_roll_back_to_blue(world: World, prod: StackOutputs
 
 def test_a_failed_deployment_is_removed(world: World, prod: StackOutputs) -> None:
     first_release(world, prod)
-    world.workspace(prod).fail_deployment = True
+    ws = world.workspace(prod)
+    ws.fail_deployment = True
+    ws.deployment_logs["green/storage-initializer"] = "downloading model\nError: 403 on blob\n"
     with pytest.raises(ReleaseError, match=r"deployment green of diabetes-ridge:2 failed.*crashed"):
         prod_release(world, "v2")
     assert world.log.of("online_deployments.begin_delete")[0].kwargs["name"] == "green"
     assert production(world) == "1"
+
+
+def test_a_failed_deployment_names_its_containers_last_log_lines(
+    world: World, prod: StackOutputs
+) -> None:
+    first_release(world, prod)
+    ws = world.workspace(prod)
+    ws.fail_deployment = True
+    ws.deployment_logs["green/storage-initializer"] = "downloading model\nError: 403 on blob\n"
+    with pytest.raises(ReleaseError) as raised:
+        prod_release(world, "v2")
+    assert "storage-initializer: Error: 403 on blob" in str(raised.value)
+    containers = [
+        c.kwargs["container_type"]
+        for c in world.log.of("online_deployments.get_logs")
+        if c.kwargs["name"] == "green"
+    ]
+    assert containers == ["storage-initializer", "inference-server"]
+    assert any("Error: 403 on blob" in line for line in world.lines)  # the full tail, printed
+
+
+def test_routes_come_from_the_endpoints_own_uris() -> None:
+    from pipelines.targets.azure import endpoint_routes
+
+    routes = endpoint_routes(
+        "https://e.westeurope.inference.ml.azure.com/score",
+        "https://e.westeurope.inference.ml.azure.com/swagger.json",
+    )
+    assert routes == {
+        "base_url": "https://e.westeurope.inference.ml.azure.com",
+        "score_path": "/score",
+        "swagger_path": "/swagger.json",
+        "health_path": "/swagger.json",
+    }
+    assert endpoint_routes("https://e.x/score", None)["swagger_path"] == "/swagger.json"
+    with pytest.raises(MlopsError, match="on another host"):
+        endpoint_routes("https://e.x/score", "https://other.x/swagger.json")
 
 
 def test_mirroring_is_refused_on_kubernetes_before_any_deployment(
