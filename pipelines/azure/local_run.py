@@ -21,8 +21,9 @@ dependency order, and each node is run the way a cluster runs it:
 - **tracking**: Azure ML configures MLflow's tracking URI in every job (Learn, "how-to-use-mlflow-
   configure-tracking"); here it is a local `mlflow server` over the project's SQLite store, so the
   steps talk to it over HTTP with the environment's own MLflow client, as on Azure. Each node gets
-  its own run in the pipeline's experiment, handed over in MLFLOW_RUN_ID (what Azure ML does for
-  a job's run; confirmed only against MLflow's `start_run`, which resumes that run).
+  its own run in the pipeline's experiment, handed over in MLFLOW_RUN_ID, which MLflow's
+  `start_run` then resumes: Azure ML creates a job's run and injects MLFLOW_RUN_ID (reported in
+  verl-project/verl pull request 4740; not stated on a Learn page found here).
 
 Not reproduced: the environment's base image (system libraries), the cluster's identity (the
 steps use the tracking server's own registry: no shared-registry inputs are bound), and data
