@@ -12,7 +12,7 @@ OPS_STAMP := .venv/.synced
 # Azurite (the Azure Storage emulator, the local blob storage) from package-lock.json.
 NODE_STAMP := node_modules/.installed
 
-.PHONY: help demo test lint fmt typecheck unit bootstrap azurite clean reset mlflow-ui scoring-env specs bench bench-scoring
+.PHONY: help demo test lint fmt typecheck unit bootstrap azurite clean reset mlflow-ui scoring-env bench bench-scoring
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,15 +38,15 @@ azurite: $(NODE_STAMP) ## Install Azurite, the local blob storage (node_modules/
 
 # KEEP_SERVING=1 leaves the endpoints running after the demo (stop them with `mlops teardown`).
 KEEP_SERVING ?= 0
+# MODEL=breast-cancer runs the demo with another model definition (MLOPS_MODEL_SPEC, training/spec.py).
+MODEL ?=
+SPEC_ENV := $(if $(MODEL),MLOPS_MODEL_SPEC=$(MODEL) ,)
 
 demo: $(OPS_STAMP) $(NODE_STAMP) ## The whole local lifecycle: data tests, train, gate, register, QA, blue/green
-	$(RUN) mlops demo $(if $(filter 1,$(KEEP_SERVING)),--keep-serving,)
+	$(SPEC_ENV)$(RUN) mlops demo $(if $(filter 1,$(KEEP_SERVING)),--keep-serving,)
 
 scoring-env: $(OPS_STAMP) ## Create or update the scoring environment (.venv-scoring)
 	$(RUN) python -c "from pipelines.scoring_env import ensure_scoring_env; ensure_scoring_env()"
-
-specs: $(OPS_STAMP) ## Regenerate scoring/swagger*.json from scoring/schema.py
-	$(RUN) python -m scoring.openapi
 
 bench: $(OPS_STAMP) scoring-env ## Every benchmark (start-up, batch, scoring, collection): one table, .mlops/benchmarks.json (~10 min)
 	$(RUN) python tests/benchmarks/bench_all.py
@@ -74,9 +74,16 @@ test: lint typecheck unit ## Lint, type check and the whole test suite
 mlflow-ui: $(OPS_STAMP) ## Open the MLflow UI on the local store (http://127.0.0.1:5000)
 	$(RUN) mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.mlops/mlflow.db --host 127.0.0.1 --port 5000
 
+STATE_DIR := $(or $(MLOPS_STATE_DIR),.mlops)
+
+# Every definition's state lives in .mlops (the default) or .mlops/<name>: stop them all.
 reset: ## Stop local servers and forget all local state (runs, models, deployments)
-	@if [ -x .venv/bin/mlops ]; then .venv/bin/mlops teardown || true; fi
-	rm -rf "$(or $(MLOPS_STATE_DIR),.mlops)"
+	@if [ -x .venv/bin/mlops ]; then \
+	  for state in "$(STATE_DIR)" "$(STATE_DIR)"/*/; do \
+	    if [ -d "$$state/deployments" ]; then MLOPS_STATE_DIR="$$state" .venv/bin/mlops teardown || true; fi; \
+	  done; \
+	fi
+	rm -rf "$(STATE_DIR)"
 
 clean: reset ## Also remove the virtual environments and node_modules
 	rm -rf .venv .venv-scoring .venv-policy .tools node_modules

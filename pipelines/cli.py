@@ -114,7 +114,8 @@ class MlopsGroup(typer.core.TyperGroup):
 
 app = typer.Typer(
     name="mlops",
-    help="Train, gate, register, release and operate the diabetes model, locally or on Azure.",
+    help="Train, gate, register, release and operate the model (MLOPS_MODEL_SPEC selects its "
+    "definition), locally or on Azure.",
     cls=MlopsGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -124,15 +125,21 @@ app = typer.Typer(
 
 def main() -> None:
     """Console entry point: turn MlopsError into one red sentence and an exit code."""
+    from training.spec import SpecError
+
     try:
         app()
     except MlopsError as error:
         print_error(str(error), error.details)
         sys.exit(error.exit_code)
+    except SpecError as error:  # MLOPS_MODEL_SPEC or a definition is not usable
+        print_error(str(error))
+        sys.exit(2)
 
 
 # The order of `mlops --help`: the lifecycle steps, then serving and operations.
 app.command("validate")(training.validate)
+app.command("profile")(training.profile)
 app.command("train")(training.train)
 app.command("evaluate")(training.evaluate)
 app.command("register")(training.register)

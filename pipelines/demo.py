@@ -5,15 +5,17 @@
    beside.
 2. Retrain with the project defaults: data tests → train → gate → register → QA → smoke →
    production blue/green → smoke → alias.
-3. If that was not yet a blue/green rollout beside a live model, retrain with a tuned alpha:
+3. If that was not yet a blue/green rollout beside a live model, retrain with the definition's
+   tuned settings (diabetes: alpha 0.1):
    a genuinely better candidate goes green beside blue and blue retires. On a re-run the
    tuned model is already in production: the candidate is that model again (same data,
    parameters and code), and the gate does not register it twice.
-4. A clearly worse model (alpha 1000) meets the gate: rejected, production unchanged.
+4. A clearly worse model (the definition's `worse` settings; diabetes: alpha 1000) meets the
+   gate: rejected, production unchanged.
 5. The loop (pipelines/monitoring/demo_loop.py): heavier patients' traffic reaches production,
    `mlops monitor` finds the drift and writes its report, their true targets arrive as labels,
    `mlops feedback` makes a training data set of them, and the chain retrains on it: gate,
-   register, release.
+   register, release. Only for definitions that name a drift feature (diabetes: BMI).
 Then every server stops unless `--keep-serving`, and a summary says what happened, how to get
 production serving (or call it, when it still serves) and, on a re-run, how to replay the
 story from scratch.
@@ -21,7 +23,6 @@ story from scratch.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from rich.rule import Rule
@@ -32,9 +33,9 @@ from pipelines.connect import serving_target, tracking_for
 from pipelines.console import console, display_path, mlops_command
 from pipelines.gate import is_identical
 from pipelines.lifecycle import (
-    INVOKE_EXAMPLE,
     LifecycleResult,
     describe_endpoints,
+    invoke_example,
     lifecycle,
     metrics_text,
     run_release,
@@ -47,9 +48,6 @@ from training.model import TrainingConfig
 
 if TYPE_CHECKING:
     from pipelines.registry import RegisteredVersion
-
-TUNED_ALPHA = 0.1  # better than the default 0.5 on the bundled data's seeded holdout
-WORSE_ALPHA = 1000.0  # shrinks every coefficient to ~0: barely better than the mean
 
 
 def run_demo(keep_serving: bool) -> None:
@@ -68,7 +66,9 @@ def run_demo(keep_serving: bool) -> None:
         console.print(Rule("1 · Production as it stands"))
         before = registry.production()
         if before is None:
-            console.print("No model in production yet: the first candidate must beat the mean.")
+            console.print(
+                "No model in production yet: the first candidate must beat the naive baseline."
+            )
         elif live_slot(local.traffic(PROD_ENDPOINT)) is None:
             console.print(f"{before.ref} is in production but not serving: restoring it.")
             run_release(settings, local, before, stage="prod")
@@ -78,20 +78,27 @@ def run_demo(keep_serving: bool) -> None:
         def chapter(title: str, config: TrainingConfig) -> LifecycleResult:
             console.print(Rule(title))
             result = lifecycle(tracking, config, gate, None, serving=lambda: local)
-            results.append((f"alpha {config.alpha:g}", result))
+            results.append((short_label(config), result))
             return result
 
         defaults = TrainingConfig()
+        spec = defaults.spec
+        tuned = defaults.with_params(spec.tuned)
         first = chapter("2 · Retrain with the project defaults", defaults)
         if not first.blue_green:
-            chapter("3 · Retrain with a tuned alpha", replace(defaults, alpha=TUNED_ALPHA))
-        chapter("4 · A clearly worse model meets the gate", replace(defaults, alpha=WORSE_ALPHA))
+            chapter("3 · Retrain with tuned settings", tuned)
+        chapter("4 · A clearly worse model meets the gate", defaults.with_params(spec.worse))
         console.print(Rule("5 · The loop: production data drifts, labels arrive, retrain"))
-        tuned = replace(defaults, alpha=TUNED_ALPHA)
         assert isinstance(local, LocalTarget)
-        loop = run_loop(settings, tracking, local, gate, tuned)
-        if loop.retrain is not None:
-            results.append((f"alpha {tuned.alpha:g} + {loop.data_set}", loop.retrain))
+        loop: LoopResult | None = None
+        if spec.demo_drift_feature is None or spec.task != "regression":
+            # The monitor compares one prediction column; a classifier's probabilities are not
+            # monitored yet.
+            console.print(f"Skipped for model {spec.name!r}: it names no drift to demonstrate.")
+        else:
+            loop = run_loop(settings, tracking, local, gate, tuned)
+            if loop.retrain is not None:
+                results.append((f"{short_label(tuned)} + {loop.data_set}", loop.retrain))
         endpoints = describe_endpoints(local)
         production = registry.production()
         finished = True
@@ -129,7 +136,7 @@ def follow_ups(
     Every command is printed as it runs on this machine (`mlops_command`); tests run or parse
     each one as printed.
     """
-    invoke = mlops_command(INVOKE_EXAMPLE)
+    invoke = mlops_command(invoke_example())
     rows: list[tuple[str, str, tuple[str, ...]]] = []
     if loop is not None:
         again = mlops_command("monitor")
@@ -151,6 +158,11 @@ def follow_ups(
         ("MLflow UI", "make mlflow-ui, then open http://127.0.0.1:5000", ("make mlflow-ui",))
     )
     return rows
+
+
+def short_label(config: TrainingConfig) -> str:
+    """A candidate's name in the summary: its hyperparameters (`alpha=0.1`)."""
+    return config.describe().removesuffix(f", seed={config.seed}")
 
 
 def outcome_text(result: LifecycleResult) -> str:
@@ -184,7 +196,7 @@ def print_summary(
         table.add_column(column)
     for name, result in results:
         decision = result.decision
-        versus = f"v{decision.reference_version}" if decision.reference_version else "mean baseline"
+        versus = f"v{decision.reference_version}" if decision.reference_version else "baseline"
         table.add_row(
             name,
             metrics_text(result.metrics),

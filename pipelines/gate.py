@@ -1,9 +1,10 @@
 """The evaluation gate: a pure decision over two scores on the same holdout.
 
 The candidate is compared with the model in production; with no production model yet it must
-beat the naive mean predictor. `min_improvement` is in the metric's own units and always means
-"better by at least this much": 0 lets a tie pass, a positive value demands real progress, a
-negative value tolerates a slightly worse candidate. Against the baseline the candidate must
+beat the definition's naive baseline (the training mean, or the class frequencies).
+`min_improvement` is in the metric's own units and always means "better by at least this
+much": 0 lets a tie pass, a positive value demands real progress, a negative value tolerates a
+slightly worse candidate. Against the baseline the candidate must
 also be strictly better, whatever the tolerance.
 
 A candidate trained on the same data, with the same parameters, from the same code as the
@@ -15,10 +16,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 from training.metrics import METRIC_DIRECTIONS
+from training.spec import current_spec
 
 ReferenceKind = Literal["production", "baseline"]
 
@@ -31,7 +33,7 @@ class GateError(ValueError):
 class GateConfig:
     """Which metric decides and by how much the candidate must improve on it."""
 
-    metric: str = "rmse"
+    metric: str = field(default_factory=lambda: current_spec().gate_metric)
     min_improvement: float = 0.0
 
     def __post_init__(self) -> None:
@@ -97,7 +99,7 @@ def decide(
     name = (
         f"production model v{reference_version}"
         if reference_kind == "production"
-        else "the mean-predictor baseline"
+        else "the naive baseline"
     )
     verb = "beats" if delta > 0 else "ties" if delta == 0 else "is worse than"
     requirement = f"must improve {config.metric} by at least {config.min_improvement:g}" + (

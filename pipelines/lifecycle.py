@@ -34,13 +34,6 @@ if TYPE_CHECKING:
     from training.model import TrainingConfig
 
 
-# The request a summary tells you to send once production serves: one row of the example data.
-INVOKE_EXAMPLE = (
-    "endpoints invoke prod --data "
-    "'[[0.03, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, -0.00, 0.02, -0.02]]'"
-)
-
-
 # --- Registered versions ------------------------------------------------------------
 
 
@@ -60,10 +53,24 @@ def resolve(registry: ModelRegistry, reference: str | None) -> RegisteredVersion
 
 
 def metrics_text(metrics: dict[str, float]) -> str:
-    """`rmse 54.01 · mae 44.42 · r2 0.449`."""
+    """The definition's metrics in its order: `rmse 54.01 · mae 44.42 · r2 0.449`."""
+    from training.spec import current_spec
+
     return " · ".join(
-        f"{key} {metrics[key]:.4g}" for key in ("rmse", "mae", "r2") if key in metrics
+        f"{key} {metrics[key]:.4g}" for key in current_spec().metric_names if key in metrics
     )
+
+
+def invoke_example() -> str:
+    """The request a summary tells you to send once production serves (`mlops` arguments):
+    one row of the definition's bundled data, rounded; it follows the model, never a literal."""
+    from training.data import bundled_data
+    from training.spec import current_spec
+
+    spec = current_spec()
+    row = bundled_data(spec).loc[0, list(spec.feature_names)].to_numpy(dtype=float)
+    values = ", ".join(f"{value:.4g}" for value in row.tolist())
+    return f"endpoints invoke prod --data '[[{values}]]'"
 
 
 def report_decision(decision: GateDecision) -> None:
@@ -76,14 +83,14 @@ def report_decision(decision: GateDecision) -> None:
 
 
 def train_model(tracking: Tracking, config: TrainingConfig, data: Path | None) -> TrainOutcome:
-    """Data tests, then training; the holdout metrics beside the mean baseline's."""
+    """Data tests, then training; the holdout metrics beside the naive baseline's."""
     from pipelines.steps import train
 
-    with step(f"Data tests and training (alpha={config.alpha:g}, seed={config.seed})"):
+    with step(f"Data tests and training ({config.spec.name}: {config.describe()})"):
         outcome = train(tracking, config, data)
     console.print(
         f"  holdout {metrics_text(outcome.metrics)} "
-        f"(mean baseline {metrics_text(outcome.baseline_metrics)})"
+        f"(naive baseline {metrics_text(outcome.baseline_metrics)})"
     )
     return outcome
 

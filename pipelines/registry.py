@@ -35,6 +35,8 @@ TAG_COMMIT = "git_commit"
 # The golden sample itself lives in the bundle (golden.json, covered by the manifest): as a
 # tag it exceeds Azure ML's 1,000-character limit on tag values (pipelines.tags).
 TAG_GOLDEN = "golden_sha256"
+TAG_SERVING = "serving_path"  # "numpy" (verified fast path) or "estimator"
+TAG_SPEC = "model_spec"  # the model definition (training.spec) the version was trained for
 METRIC_TAG_PREFIX = "metric."
 
 MODEL_ARTIFACT_PATH = "model"

@@ -214,6 +214,21 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
+def write_api_specs(model_dir: Path, dest: Path) -> Path:
+    """The served API specs of the bundle under `model_dir`, written into `dest` (returned)."""
+    from scoring.model_bundle import IntegrityError
+    from scoring.openapi import api_model, write_specs
+
+    try:
+        write_specs(dest, api_model(model_dir))
+    except (IntegrityError, OSError, ValueError, KeyError, IndexError) as error:
+        raise MlopsError(
+            f"the model in {display_path(model_dir)} has no readable contract ({error}); "
+            "train and register it again"
+        ) from error
+    return dest
+
+
 def server_url(port: int) -> str:
     """Base URL of a local inference server."""
     return f"http://{LOOPBACK}:{port}"
@@ -250,11 +265,18 @@ def start_inference_server(
     env = {
         name: value for name, value in os.environ.items() if not name.startswith(_SCRUBBED_PREFIXES)
     }
+    if log_file is None:
+        handle, name = tempfile.mkstemp(prefix="azmlinfsrv-", suffix=".log")
+        os.close(handle)
+        log_file = Path(name)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    api_dir = write_api_specs(bundle_dir, log_file.with_name(f"{log_file.stem}-api"))
     env.update(
         {
             "AZUREML_MODEL_DIR": str(bundle_dir.resolve()),
-            # The server reads swagger*.json from AML_APP_ROOT: the folder of the entry script.
-            "AML_APP_ROOT": str(entry_script.resolve().parent),
+            # The server reads swagger*.json from AML_APP_ROOT, written from the bundle's
+            # contract; the entry script is given by path, so the code stays where it is.
+            "AML_APP_ROOT": str(api_dir.resolve()),
             "WORKER_COUNT": str(workers),
             "SCORING_TIMEOUT_MS": DEFAULT_SCORING_TIMEOUT_MS,
         }
@@ -267,11 +289,6 @@ def start_inference_server(
         collect_dir.mkdir(parents=True, exist_ok=True)
         env["SCORING_COLLECT_DIR"] = str(collect_dir.resolve())
     env.update(extra_env or {})
-    if log_file is None:
-        handle, name = tempfile.mkstemp(prefix="azmlinfsrv-", suffix=".log")
-        os.close(handle)
-        log_file = Path(name)
-    log_file.parent.mkdir(parents=True, exist_ok=True)
     command = [
         str(python),
         str(LAUNCHER),

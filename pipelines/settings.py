@@ -2,8 +2,9 @@
 
 One place for each setting. Defaults here; environment variables override them
 (documented in the README); command-line options override both where a command offers them.
-Hyperparameter defaults live in `training.model.TrainingConfig`, gate defaults in
-`pipelines.gate.GateConfig`.
+The model itself (its name, hyperparameters, metrics and gate metric) is the model definition
+MLOPS_MODEL_SPEC selects (`training.spec`); split defaults live in
+`training.model.TrainingConfig`, gate defaults in `pipelines.gate.GateConfig`.
 """
 
 from __future__ import annotations
@@ -13,10 +14,28 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from training.spec import DEFAULT_SPEC, current_spec
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL_NAME = "diabetes-ridge"
 PRODUCTION_ALIAS = "production"
-EXPERIMENT_NAME = "diabetes-ridge"
+
+
+def default_model_name() -> str:
+    """The registered model's default name: the selected definition's."""
+    return current_spec().model_name
+
+
+def default_state_dir() -> Path:
+    """`.mlops` for the default definition, `.mlops/<name>` for another one: each definition
+    keeps its own runs, models and endpoints, so `make demo MODEL=...` never mixes two models."""
+    name = current_spec().name
+    root = PROJECT_ROOT / ".mlops"
+    return root if name == DEFAULT_SPEC else root / name
+
+
+def experiment_name() -> str:
+    """The MLflow experiment training runs go to: one per model definition."""
+    return current_spec().model_name
 
 
 class TargetName(StrEnum):
@@ -56,8 +75,9 @@ class Settings:
 
 
 def load_settings(model_name: str | None = None) -> Settings:
-    """Settings from the environment (MLOPS_STATE_DIR, MLOPS_MODEL_NAME, MLOPS_TRACKING_URI)."""
-    state_dir = Path(os.environ.get("MLOPS_STATE_DIR") or PROJECT_ROOT / ".mlops").resolve()
-    name = model_name or os.environ.get("MLOPS_MODEL_NAME") or DEFAULT_MODEL_NAME
+    """Settings from the environment (MLOPS_STATE_DIR, MLOPS_MODEL_NAME, MLOPS_TRACKING_URI,
+    and MLOPS_MODEL_SPEC for the defaults of the first two)."""
+    state_dir = Path(os.environ.get("MLOPS_STATE_DIR") or default_state_dir()).resolve()
+    name = model_name or os.environ.get("MLOPS_MODEL_NAME") or default_model_name()
     tracking_uri = os.environ.get("MLOPS_TRACKING_URI") or f"sqlite:///{state_dir / 'mlflow.db'}"
     return Settings(state_dir=state_dir, model_name=name, tracking_uri=tracking_uri)

@@ -12,7 +12,7 @@ import hashlib
 import os
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,22 +40,26 @@ from pipelines.registry import (
     TAG_DIGEST,
     TAG_GOLDEN,
     TAG_RUN,
+    TAG_SERVING,
+    TAG_SPEC,
     ModelRegistry,
     RegisteredVersion,
     quiet_mlflow,
 )
-from pipelines.settings import EXPERIMENT_NAME, PROJECT_ROOT, Settings
+from pipelines.settings import PROJECT_ROOT, Settings, experiment_name
 from pipelines.tags import checked_tags
 from scoring.model_bundle import (
     GOLDEN_SAMPLE,
     IntegrityError,
     file_sha256,
     load_predictor,
+    read_contract,
     verify_bundle,
 )
-from training.data import COLUMNS, FEATURES, TARGET, DataError, fingerprint, load_data
-from training.metrics import regression_metrics
-from training.model import TrainingConfig, fit_and_evaluate
+from scoring.schema import ContractError
+from training.data import DataError, fingerprint, load_data
+from training.model import TrainingConfig, fit_and_evaluate, target_array
+from training.spec import ModelSpec, current_spec
 from training.validation import Finding, load_profile, validate
 
 if TYPE_CHECKING:
@@ -65,6 +69,7 @@ if TYPE_CHECKING:
 HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
 TAG_STAGE = "mlops.stage"
 DATA_SOURCE_PARAM = "data_source"  # where the data came from; its fingerprint says what it was
+SPEC_PARAM = "model_spec"  # the model definition a run trained (TrainingConfig.params)
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,7 @@ def git_commit() -> str:
     return f"{commit}-dirty.{hashlib.sha256(changes).hexdigest()[:12]}"
 
 
-def load_table(data_path: Path | None) -> pd.DataFrame:
+def load_table(data_path: Path | None, spec: ModelSpec) -> pd.DataFrame:
     """The bundled data, a CSV/Parquet file, or a training data set version (`<name>:<n>`)."""
     if data_path is not None and not data_path.exists():
         from pipelines.monitoring.datasets import parse_ref
@@ -134,18 +139,23 @@ def load_table(data_path: Path | None) -> pd.DataFrame:
             from pipelines.settings import load_settings
 
             table, _ = read_version(local_store(load_settings()), ref)
-            return table.reindex(columns=list(COLUMNS))
+            return table.reindex(columns=list(spec.columns))
     try:
-        return load_data(data_path)
+        return load_data(data_path, spec)
     except DataError as error:
         raise MlopsError(str(error)) from error
 
 
-def load_and_validate(data_path: Path | None) -> pd.DataFrame:
-    """The data tests stage: load the table and run every validation rule."""
-    source = str(data_path) if data_path else "the bundled diabetes data"
-    frame = load_table(data_path)
-    findings = validate(frame, load_profile())
+def load_and_validate(data_path: Path | None, spec: ModelSpec | None = None) -> pd.DataFrame:
+    """The data tests stage: load the table and run every rule of the definition's profile."""
+    spec = spec or current_spec()
+    source = str(data_path) if data_path else spec.data_description
+    frame = load_table(data_path, spec)
+    try:
+        profile = load_profile(spec)
+    except DataError as error:
+        raise MlopsError(str(error)) from error
+    findings = validate(frame, profile, spec)
     if findings:
         raise DataValidationError(source, findings)
     return frame
@@ -182,7 +192,7 @@ class Tracking:
 
     def experiment_id(self) -> str:
         """The experiment's id, created on first use with artifacts under the state directory."""
-        found = self.client.get_experiment_by_name(EXPERIMENT_NAME)
+        found = self.client.get_experiment_by_name(experiment_name())
         if found is not None:
             return str(found.experiment_id)
         location = (
@@ -190,7 +200,7 @@ class Tracking:
             if self.settings.tracking_uri.startswith("sqlite:")
             else None
         )
-        return str(self.client.create_experiment(EXPERIMENT_NAME, artifact_location=location))
+        return str(self.client.create_experiment(experiment_name(), artifact_location=location))
 
     def get_run(self, run_id: str | None) -> Run:
         """The given training run, or the latest one."""
@@ -261,7 +271,8 @@ def train(tracking: Tracking, config: TrainingConfig, data_path: Path | None) ->
     """Data tests, then train and log a run with params, metrics, lineage and the model bundle."""
     from training.bundle import write_bundle
 
-    frame = load_and_validate(data_path)
+    spec = config.spec
+    frame = load_and_validate(data_path, spec)
     data_sha256 = fingerprint(frame)
     result = fit_and_evaluate(frame, config)
     split = result.split
@@ -271,9 +282,9 @@ def train(tracking: Tracking, config: TrainingConfig, data_path: Path | None) ->
         mlflow.start_run(experiment_id=tracking.experiment_id()) as run,
     ):
         bundle = Path(scratch) / MODEL_ARTIFACT_PATH
-        digest = write_bundle(result.model, bundle, result.golden)
-        holdout = pd.DataFrame(split.x_test, columns=list(FEATURES)).assign(
-            **{TARGET: split.y_test}
+        digest = write_bundle(result.model, bundle, result.golden, spec)
+        holdout = pd.DataFrame(split.x_test, columns=list(spec.feature_names)).assign(
+            **{spec.target.name: split.y_test}
         )
         holdout_file = Path(scratch) / Path(HOLDOUT_ARTIFACT).name
         holdout.to_parquet(holdout_file)
@@ -290,6 +301,7 @@ def train(tracking: Tracking, config: TrainingConfig, data_path: Path | None) ->
                     TAG_DIGEST: digest,
                     TAG_GOLDEN: file_sha256(bundle / GOLDEN_SAMPLE),
                     TAG_STAGE: "trained",
+                    TAG_SERVING: read_contract(bundle).serving,
                     "data_rows": str(len(frame)),
                 },
                 f"run {run.info.run_id}",
@@ -302,25 +314,61 @@ def train(tracking: Tracking, config: TrainingConfig, data_path: Path | None) ->
     )
 
 
+def run_spec(run: Run) -> ModelSpec:
+    """The selected definition, if the run trained it; MlopsError otherwise."""
+    spec = current_spec()
+    trained = run.data.params.get(SPEC_PARAM, spec.name)
+    if trained != spec.name:
+        raise MlopsError(
+            f"run {run.info.run_id} trained model definition {trained!r}, but MLOPS_MODEL_SPEC "
+            f"selects {spec.name!r}; set MLOPS_MODEL_SPEC={trained}"
+        )
+    return spec
+
+
+def served_predictor(bundle: Path, spec: ModelSpec) -> Callable[[np.ndarray], np.ndarray]:
+    """The bundle's served predict function; MlopsError if its contract is not the definition's."""
+    try:
+        predict, contract = load_predictor(bundle)
+    except (ContractError, OSError) as error:
+        raise MlopsError(f"the model in {bundle.name} cannot be loaded: {error}") from error
+    if contract.features != spec.feature_names or contract.outputs != spec.output_names:
+        raise MlopsError(
+            f"the model in {bundle.name} was trained for other features or outputs than model "
+            f"definition {spec.name!r}; train it again"
+        )
+    return predict
+
+
 def evaluate(
     tracking: Tracking, run_id: str | None, config: GateConfig
 ) -> tuple[str, GateDecision]:
     """The gate: score the run's model and the production model on the run's holdout.
 
-    With no production model, compare with the mean-predictor baseline logged by the run. A
+    With no production model, compare with the naive baseline logged by the run. A
     candidate with the production model's data, parameters and commit is that model again:
     rejected, whatever its score. Records the decision on the run. Any failure to score is an
     error, never a pass.
     """
     run = tracking.get_run(run_id)
     run_id = run.info.run_id
+    spec = run_spec(run)
+    if config.metric not in spec.directions:
+        raise MlopsError(
+            f"gate metric {config.metric!r} is not a metric of model definition {spec.name!r}; "
+            f"use one of {', '.join(spec.metric_names)}"
+        )
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         holdout = tracking.download_holdout(run, root / "holdout")
-        rows = holdout.loc[:, list(FEATURES)].to_numpy(dtype=np.float64)
-        truth = holdout[TARGET].to_numpy(dtype=np.float64)
-        candidate_predict, _ = load_predictor(tracking.download_run_bundle(run, root / "candidate"))
-        candidate = regression_metrics(truth, candidate_predict(rows))[config.metric]
+        rows = holdout.loc[:, list(spec.feature_names)].to_numpy(dtype=np.float64)
+        truth = target_array(holdout[spec.target.name], spec)
+        # Both models are scored as they serve (fast path or estimator): the gate sees the true
+        # score of what would be deployed.
+        candidate_predict = served_predictor(
+            tracking.download_run_bundle(run, root / "candidate"), spec
+        )
+        candidate = spec.evaluate(truth, candidate_predict(rows))[config.metric]
         production = tracking.registry.production()
         try:
             if production is None:
@@ -330,8 +378,8 @@ def evaluate(
                 decision = decide(config, candidate, run.data.metrics[key], "baseline")
             else:
                 bundle = tracking.registry.download(production, root / "production")
-                production_predict, _ = load_predictor(bundle)
-                reference = regression_metrics(truth, production_predict(rows))[config.metric]
+                production_predict = served_predictor(bundle, spec)
+                reference = spec.evaluate(truth, production_predict(rows))[config.metric]
                 decision = decide(config, candidate, reference, "production", production.version)
         except GateError as error:
             raise MlopsError(
@@ -371,17 +419,20 @@ def register(tracking: Tracking, run_id: str | None) -> RegisteredVersion:
     # Verify before registering: never register bytes that differ from what was trained.
     with tempfile.TemporaryDirectory() as scratch:
         tracking.download_run_bundle(run, Path(scratch))
+    spec = run_spec(run)
     version_tags = {
         TAG_DIGEST: tags[TAG_DIGEST],
         TAG_RUN: run_id,
         TAG_DATA: tags[TAG_DATA],
         TAG_COMMIT: tags[TAG_COMMIT],
         TAG_GOLDEN: tags[TAG_GOLDEN],
+        TAG_SERVING: tags.get(TAG_SERVING, "unknown"),
+        TAG_SPEC: spec.name,
     }
     version_tags |= {
         f"{METRIC_TAG_PREFIX}{key}": repr(value)
         for key, value in run.data.metrics.items()
-        if key in ("rmse", "mae", "r2")
+        if key in spec.metric_names
     }
     version_tags |= {key: value for key, value in tags.items() if key.startswith("gate.")}
     version = tracking.registry.register(run_id, version_tags)

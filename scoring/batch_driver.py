@@ -4,9 +4,11 @@ One code path for both. Each CSV (with a header) or Parquet file is read in boun
 (pyarrow's streaming CSV reader, Parquet record batches), every chunk is validated with the same
 rules as the online API (exact numbers only, no missing values, finite) and scored through the
 bundle's predict function, and the scored rows are written as they come, so memory does not grow
-with the input. Each output row is an input row with its source first and the prediction last:
+with the input. Each output row is an input row with its source first and the model's outputs
+last; the columns are the model's contract, read from its bundle (`prediction` for a regressor,
+one probability per class for a classifier):
 
-    source_file, age, sex, bmi, bp, s1, s2, s3, s4, s5, s6, prediction
+    source_file, <feature 1>, ..., <feature n>, <output 1>[, ...]
 
 A bad value stops the file with a message naming file, row and column; nothing is half-written:
 output goes to a hidden temporary file that is renamed into place only when complete.
@@ -54,15 +56,13 @@ from scoring.model_bundle import expected_digest_from_env  # noqa: E402
 from scoring.runtime import LoadedModel, ModelLoadError, load_model, model_dir_from_env  # noqa: E402
 from scoring.schema import (  # noqa: E402
     BAD_REQUEST,
-    FEATURES,
     MIN_ROWS,
-    PREDICTION_COLUMN,
     InputError,
+    ModelContract,
     rows_to_matrix,
 )
 
 SOURCE_COLUMN = "source_file"
-OUTPUT_COLUMNS: tuple[str, ...] = (SOURCE_COLUMN, *FEATURES, PREDICTION_COLUMN)
 READERS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 PARQUET_SUFFIXES = (".parquet", ".pq")
 # The Azure ML job's output folder (Learn, how-to-deploy-model-custom-output).
@@ -76,10 +76,18 @@ CSV_BLOCK_BYTES = 4 << 20
 # group (pyarrow writes up to 1Mi rows per group by default) is held in memory at once.
 PARQUET_BUFFER_BYTES = 1 << 20
 
-OUTPUT_SCHEMA = pa.schema(
-    [pa.field(SOURCE_COLUMN, pa.string())]
-    + [pa.field(name, pa.float64()) for name in (*FEATURES, PREDICTION_COLUMN)]
-)
+
+def output_columns(contract: ModelContract) -> tuple[str, ...]:
+    """The columns of a scored table: source file, the features, the model's outputs."""
+    return (SOURCE_COLUMN, *contract.features, *contract.outputs)
+
+
+def output_schema(columns: tuple[str, ...]) -> pa.Schema:
+    """The Arrow schema of scored rows: the source as text, every other column a float64."""
+    return pa.schema(
+        [pa.field(columns[0], pa.string())] + [pa.field(name, pa.float64()) for name in columns[1:]]
+    )
+
 
 _LOG = logging.getLogger("scoring.batch")
 _model: LoadedModel | None = None
@@ -105,7 +113,12 @@ def init() -> None:
         )
     _output_dir = Path(output)
     _output_dir.mkdir(parents=True, exist_ok=True)
-    _LOG.info("model bundle %s verified (digest %s)", _model.bundle, _model.digest[:12])
+    _LOG.info(
+        "model bundle %s verified (digest %s), served by %s",
+        _model.bundle,
+        _model.digest[:12],
+        _model.contract.serving,
+    )
 
 
 def run(mini_batch: list[str]) -> list[str]:
@@ -117,7 +130,7 @@ def run(mini_batch: list[str]) -> list[str]:
         path = Path(name)
         target = _output_dir / part_name(path)
         try:
-            with AtomicOutput(target) as sink:
+            with AtomicOutput(target, output_columns(_model.contract)) as sink:
                 rows = score_file(_model, path, path.name, sink)
         except InputError as error:
             _LOG.error("rejected %s: %s", path.name, error.message)
@@ -145,7 +158,7 @@ class Chunk:
     fraction: float
 
 
-def read_chunks(path: Path, source: str) -> Iterator[Chunk]:
+def read_chunks(path: Path, source: str, features: tuple[str, ...]) -> Iterator[Chunk]:
     """Validated feature matrices of one file, chunk by chunk; InputError naming file and row."""
     kind = READERS.get(path.suffix.lower())
     if kind is None:
@@ -153,19 +166,23 @@ def read_chunks(path: Path, source: str) -> Iterator[Chunk]:
             BAD_REQUEST,
             f"{source}: unsupported file type {path.suffix or '(none)'!r}; use .csv or .parquet",
         )
-    batches = _csv_batches(path, source) if kind == "csv" else _parquet_batches(path, source)
+    batches = (
+        _csv_batches(path, source, features)
+        if kind == "csv"
+        else _parquet_batches(path, source, features)
+    )
     rows = 0
     for batch, fraction in batches:
         if batch.num_rows:
-            yield Chunk(_batch_matrix(batch, source, rows), rows, fraction)
+            yield Chunk(_batch_matrix(batch, source, rows, features), rows, fraction)
             rows += batch.num_rows
     if rows < MIN_ROWS:
         raise InputError(BAD_REQUEST, f"{source!r} is empty; send at least {MIN_ROWS} row")
 
 
-def _check_columns(names: list[str], source: str) -> None:
-    missing = [feature for feature in FEATURES if feature not in names]
-    unexpected = [name for name in names if name not in FEATURES]
+def _check_columns(names: list[str], source: str, features: tuple[str, ...]) -> None:
+    missing = [feature for feature in features if feature not in names]
+    unexpected = [name for name in names if name not in features]
     if missing or unexpected or len(names) != len(set(names)):
         details = []
         if missing:
@@ -174,7 +191,7 @@ def _check_columns(names: list[str], source: str) -> None:
             details.append(f"unexpected {', '.join(unexpected)}")
         raise InputError(
             BAD_REQUEST,
-            f"{source}: the columns must be exactly the features {', '.join(FEATURES)} "
+            f"{source}: the columns must be exactly the model's {len(features)} features "
             f"({'; '.join(details) or 'duplicated columns'})",
         )
 
@@ -202,25 +219,29 @@ class _RaggedRows:
         return "error"
 
 
-def _open_csv(stream: BinaryIO, column_type: pa.DataType, ragged: _RaggedRows) -> Any:
+def _open_csv(
+    stream: BinaryIO, column_type: pa.DataType, ragged: _RaggedRows, features: tuple[str, ...]
+) -> Any:
     return pa_csv.open_csv(
         stream,
         # Single-threaded: the invalid-row handler then gets the row's line number.
         read_options=pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=False),
         parse_options=pa_csv.ParseOptions(invalid_row_handler=ragged),
         convert_options=pa_csv.ConvertOptions(
-            column_types=dict.fromkeys(FEATURES, column_type), strings_can_be_null=True
+            column_types=dict.fromkeys(features, column_type), strings_can_be_null=True
         ),
     )
 
 
-def _csv_batches(path: Path, source: str) -> Iterator[tuple[pa.RecordBatch, float]]:
+def _csv_batches(
+    path: Path, source: str, features: tuple[str, ...]
+) -> Iterator[tuple[pa.RecordBatch, float]]:
     size = max(path.stat().st_size, 1)
     ragged = _RaggedRows(source)
     with path.open("rb") as stream:
         try:
-            reader = _open_csv(stream, pa.float64(), ragged)
-            _check_columns(reader.schema.names, source)
+            reader = _open_csv(stream, pa.float64(), ragged, features)
+            _check_columns(reader.schema.names, source, features)
             for batch in reader:
                 yield batch, min(stream.tell() / size, 1.0)
         except pa.ArrowInvalid as error:
@@ -229,20 +250,22 @@ def _csv_batches(path: Path, source: str) -> Iterator[tuple[pa.RecordBatch, floa
             if str(error).startswith("Empty CSV file"):
                 raise InputError(BAD_REQUEST, f"{source}: the file is empty") from None
             if "conversion error" in str(error):
-                _explain_csv_values(path, source)
+                _explain_csv_values(path, source, features)
             raise _unreadable(source, error) from None
         except OSError as error:
             raise _unreadable(source, error) from None
 
 
-def _parquet_batches(path: Path, source: str) -> Iterator[tuple[pa.RecordBatch, float]]:
+def _parquet_batches(
+    path: Path, source: str, features: tuple[str, ...]
+) -> Iterator[tuple[pa.RecordBatch, float]]:
     try:
         file = pq.ParquetFile(path, buffer_size=PARQUET_BUFFER_BYTES, pre_buffer=False)
-        _check_columns(file.schema_arrow.names, source)
+        _check_columns(file.schema_arrow.names, source, features)
         total = max(file.metadata.num_rows, 1)
         done = 0
         for batch in file.iter_batches(
-            batch_size=CHUNK_ROWS, columns=list(FEATURES), use_threads=False
+            batch_size=CHUNK_ROWS, columns=list(features), use_threads=False
         ):
             done += batch.num_rows
             yield batch, done / total
@@ -259,12 +282,14 @@ def _is_number(kind: pa.DataType) -> bool:
     )
 
 
-def _batch_matrix(batch: pa.RecordBatch, source: str, first_row: int) -> np.ndarray:
-    """The chunk as a float64 matrix in FEATURES order, with the online API's rules."""
-    columns = [batch.column(name) for name in FEATURES]
+def _batch_matrix(
+    batch: pa.RecordBatch, source: str, first_row: int, features: tuple[str, ...]
+) -> np.ndarray:
+    """The chunk as a float64 matrix in the features' order, with the online API's rules."""
+    columns = [batch.column(name) for name in features]
     if not all(_is_number(column.type) for column in columns):
-        _explain_rows(batch.select(list(FEATURES)).to_pylist(), source, first_row)
-    matrix = np.empty((batch.num_rows, len(FEATURES)), dtype=np.float64)
+        _explain_rows(batch.select(list(features)).to_pylist(), source, first_row, features)
+    matrix = np.empty((batch.num_rows, len(features)), dtype=np.float64)
     for index, column in enumerate(columns):
         if pa.types.is_null(column.type):
             matrix[:, index] = np.nan
@@ -273,7 +298,7 @@ def _batch_matrix(batch: pa.RecordBatch, source: str, first_row: int) -> np.ndar
     bad = ~np.isfinite(matrix)
     if bad.any():
         row, column_index = (int(index) for index in np.argwhere(bad)[0])
-        where = f"{source} row {first_row + row + 1}, column {FEATURES[column_index]}"
+        where = f"{source} row {first_row + row + 1}, column {features[column_index]}"
         if np.isnan(matrix[row, column_index]):
             raise InputError(BAD_REQUEST, f"{where} is missing; every feature needs a value")
         raise InputError(
@@ -282,48 +307,50 @@ def _batch_matrix(batch: pa.RecordBatch, source: str, first_row: int) -> np.ndar
     return matrix
 
 
-def _explain_rows(records: list[dict[str, Any]], source: str, first_row: int) -> None:
+def _explain_rows(
+    records: list[dict[str, Any]], source: str, first_row: int, features: tuple[str, ...]
+) -> None:
     """Raise the online API's message for the first value that is not a number."""
-    rows = [[record[name] for name in FEATURES] for record in records]
+    rows = [[record[name] for name in features] for record in records]
     for index, row in enumerate(rows):
         for column, value in enumerate(row):
             if value is None or (type(value) is float and value != value):  # null or NaN
                 raise InputError(
                     BAD_REQUEST,
-                    f"{source} row {first_row + index + 1}, column {FEATURES[column]} is "
+                    f"{source} row {first_row + index + 1}, column {features[column]} is "
                     "missing; every feature needs a value",
                 )
 
     def locate(row: int, column: int) -> str:
-        return f"{source} row {first_row + row + 1}, column {FEATURES[column]}"
+        return f"{source} row {first_row + row + 1}, column {features[column]}"
 
-    rows_to_matrix(rows, max_rows=None, locate=locate, what=source)
+    rows_to_matrix(rows, max_rows=None, features=features, locate=locate, what=source)
     raise InputError(BAD_REQUEST, f"{source}: the feature columns must hold numbers")
 
 
 _BOOLEANS = {"true": True, "false": False}
 
 
-def _explain_csv_values(path: Path, source: str) -> None:
+def _explain_csv_values(path: Path, source: str, features: tuple[str, ...]) -> None:
     """A CSV value did not parse as a number: find it (file, row, column) and say what it is."""
     ragged = _RaggedRows(source)
     first_row = 0
     with path.open("rb") as stream:
-        for batch in _open_csv(stream, pa.string(), ragged):
-            for column, name in enumerate(FEATURES):
+        for batch in _open_csv(stream, pa.string(), ragged, features):
+            for column, name in enumerate(features):
                 values = batch.column(name)
                 bad = _first_unparsable(values)
                 if bad is None:
                     continue
                 text = values[bad].as_py()
                 value: Any = _BOOLEANS.get(text.strip().lower(), text)
-                row: list[Any] = [0.0] * len(FEATURES)
+                row: list[Any] = [0.0] * len(features)
                 row[column] = value
 
                 def locate(_row: int, at: int, line: int = first_row + bad + 1) -> str:
-                    return f"{source} row {line}, column {FEATURES[at]}"
+                    return f"{source} row {line}, column {features[at]}"
 
-                rows_to_matrix([row], max_rows=None, locate=locate, what=source)
+                rows_to_matrix([row], max_rows=None, features=features, locate=locate, what=source)
             first_row += batch.num_rows
 
 
@@ -353,13 +380,14 @@ def _first_unparsable(values: pa.Array) -> int | None:
 
 
 def predict_chunk(model: LoadedModel, chunk: Chunk, source: str) -> np.ndarray:
-    """The chunk's predictions; InputError naming the row whose prediction is not finite."""
+    """The chunk's outputs, one row per input row; InputError naming a row that is not finite."""
     try:
-        return model.score(chunk.matrix)
+        return model.score(chunk.matrix).reshape(len(chunk.matrix), -1)
     except InputError:
         with np.errstate(all="ignore"):
-            predictions = np.asarray(model.predict(chunk.matrix), dtype=np.float64).reshape(-1)
-        row = chunk.first_row + int(np.argmin(np.isfinite(predictions))) + 1
+            outputs = np.asarray(model.predict(chunk.matrix), dtype=np.float64)
+        finite = np.isfinite(outputs.reshape(len(chunk.matrix), -1)).all(axis=1)
+        row = chunk.first_row + int(np.argmin(finite)) + 1
         raise InputError(
             BAD_REQUEST,
             f"{source} row {row}: the prediction is not a finite number; its inputs are far "
@@ -368,9 +396,9 @@ def predict_chunk(model: LoadedModel, chunk: Chunk, source: str) -> np.ndarray:
 
 
 class Sink(Protocol):
-    """Where scored rows go, chunk by chunk."""
+    """Where scored rows go, chunk by chunk: per row, the inputs then the outputs."""
 
-    def write(self, source: str, matrix: np.ndarray, predictions: np.ndarray) -> None: ...
+    def write(self, source: str, values: np.ndarray) -> None: ...
 
     def close(self) -> None: ...
 
@@ -384,8 +412,9 @@ def score_file(
 ) -> int:
     """Stream one file through validation and the model into `sink`; return its row count."""
     rows = 0
-    for chunk in read_chunks(path, source):
-        sink.write(source, chunk.matrix, predict_chunk(model, chunk, source))
+    for chunk in read_chunks(path, source, model.contract.features):
+        outputs = predict_chunk(model, chunk, source)
+        sink.write(source, np.column_stack((chunk.matrix, outputs)))
         rows += len(chunk.matrix)
         if on_chunk is not None:
             on_chunk(len(chunk.matrix), chunk.fraction)
@@ -425,15 +454,15 @@ def csv_lines(prefix: str, values: np.ndarray) -> pa.Array:
 class CsvSink:
     """CSV with a header, written as pandas' `to_csv(index=False)` writes it."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, columns: tuple[str, ...]) -> None:
         self._stream = stream
-        self._stream.write((",".join(_csv_field(name) for name in OUTPUT_COLUMNS) + "\n").encode())
+        self._stream.write((",".join(_csv_field(name) for name in columns) + "\n").encode())
         self._fields: dict[str, str] = {}
 
-    def write(self, source: str, matrix: np.ndarray, predictions: np.ndarray) -> None:
+    def write(self, source: str, values: np.ndarray) -> None:
         if source not in self._fields:
             self._fields[source] = _csv_field(source)
-        lines = csv_lines(self._fields[source], np.column_stack([matrix, predictions]))
+        lines = csv_lines(self._fields[source], values)
         text = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(lines)]), lines), "\n")
         self._stream.write(text[0].as_buffer())
         self._stream.write(b"\n")
@@ -445,14 +474,14 @@ class CsvSink:
 class ParquetSink:
     """Parquet, one row group per chunk."""
 
-    def __init__(self, stream: BinaryIO) -> None:
-        self._writer = pq.ParquetWriter(stream, OUTPUT_SCHEMA)
+    def __init__(self, stream: BinaryIO, columns: tuple[str, ...]) -> None:
+        self._schema = output_schema(columns)
+        self._writer = pq.ParquetWriter(stream, self._schema)
 
-    def write(self, source: str, matrix: np.ndarray, predictions: np.ndarray) -> None:
-        columns = [pa.array(np.full(len(matrix), source, dtype=object), pa.string())]
-        columns += [pa.array(matrix[:, index]) for index in range(matrix.shape[1])]
-        columns.append(pa.array(predictions))
-        self._writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=OUTPUT_SCHEMA))
+    def write(self, source: str, values: np.ndarray) -> None:
+        columns = [pa.array(np.full(len(values), source, dtype=object), pa.string())]
+        columns += [pa.array(values[:, index]) for index in range(values.shape[1])]
+        self._writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=self._schema))
 
     def close(self) -> None:
         self._writer.close()
@@ -470,8 +499,9 @@ class AtomicOutput:
     any error, so readers never see half a file.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
         self.path = path
+        self.columns = columns
         self.partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
 
     def __enter__(self) -> Sink:
@@ -479,7 +509,9 @@ class AtomicOutput:
         self._stream = self.partial.open("wb")
         try:
             self._sink: Sink = (
-                ParquetSink(self._stream) if is_parquet(self.path) else CsvSink(self._stream)
+                ParquetSink(self._stream, self.columns)
+                if is_parquet(self.path)
+                else CsvSink(self._stream, self.columns)
             )
         except BaseException:
             self._discard()
@@ -582,7 +614,7 @@ def score_sources(
     files = list(sources)
     sizes = [path.stat().st_size for path, _ in files]
     tracker = _Tracker(len(files), sum(sizes), progress)
-    with AtomicOutput(output_file) as sink:
+    with AtomicOutput(output_file, output_columns(model.contract)) as sink:
         for (path, source), size in zip(files, sizes, strict=True):
             tracker.size = size
             score_file(model, path, source, sink, tracker.chunk)
@@ -615,29 +647,32 @@ def merge_parts(parts_dir: Path, output_file: Path) -> Summary:
     """Concatenate the parts `run()` wrote (one per input file) into one CSV or Parquet file.
 
     Parts are taken in name order (input file name first), read chunk by chunk, and written
-    atomically, exactly as `score_files()` writes a local run.
+    atomically, exactly as `score_files()` writes a local run. Every part must have the columns
+    of the first (one model scored them all).
     """
     started = time.perf_counter()
     parts = sorted(
         path for path in parts_dir.rglob(f"*{PART_SUFFIX}") if not path.name.startswith(".")
     )
     rows = 0
-    with AtomicOutput(output_file) as sink:
+    schemas = [pq.ParquetFile(part).schema_arrow for part in parts]
+    columns = tuple(schemas[0].names) if schemas else (SOURCE_COLUMN,)
+    expected = output_schema(columns)
+    for part, schema in zip(parts, schemas, strict=True):
+        if columns[0] != SOURCE_COLUMN or not schema.equals(expected):
+            raise InputError(
+                BAD_REQUEST,
+                f"{part.name} is not a part written by scoring/batch_driver.py for this model "
+                f"(columns {', '.join(schema.names)})",
+            )
+    with AtomicOutput(output_file, columns) as sink:
         for part in parts:
-            file = pq.ParquetFile(part)
-            if not file.schema_arrow.equals(OUTPUT_SCHEMA):
-                raise InputError(
-                    BAD_REQUEST,
-                    f"{part.name} is not a part written by scoring/batch_driver.py "
-                    f"(columns {', '.join(file.schema_arrow.names)})",
-                )
-            for batch in file.iter_batches(batch_size=CHUNK_ROWS):
+            for batch in pq.ParquetFile(part).iter_batches(batch_size=CHUNK_ROWS):
                 if not batch.num_rows:
                     continue
-                matrix = np.column_stack(
-                    [batch.column(name).to_numpy(zero_copy_only=False) for name in FEATURES]
+                values = np.column_stack(
+                    [batch.column(name).to_numpy(zero_copy_only=False) for name in columns[1:]]
                 )
-                predictions = batch.column(PREDICTION_COLUMN).to_numpy(zero_copy_only=False)
-                sink.write(batch.column(SOURCE_COLUMN)[0].as_py(), matrix, predictions)
+                sink.write(batch.column(SOURCE_COLUMN)[0].as_py(), values)
                 rows += batch.num_rows
     return Summary(files=len(parts), rows=rows, seconds=time.perf_counter() - started)

@@ -38,8 +38,6 @@ from typing import Any
 
 import numpy as np
 
-from scoring.schema import FEATURES, PREDICTION_COLUMN
-
 INPUTS = "model_inputs"
 CORRELATION_COLUMN = "correlationid"  # the column Learn suggests for per-row ids
 AGENT = "azureml-ai-monitoring (local capture)"
@@ -155,11 +153,15 @@ class DataCollection:
         self,
         capture_dir: Path | None = None,
         *,
+        features: tuple[str, ...],
+        outputs: tuple[str, ...],
         capacity: int = DEFAULT_CAPACITY,
         interval_s: float = BATCH_INTERVAL_S,
         max_rows: int = MAX_PAYLOAD_ROWS,
     ):
         self.capture_dir = capture_dir
+        self.features = features  # column names of model_inputs and model_outputs: the
+        self.outputs = outputs  # model's contract (contract.json in its bundle)
         self.capacity = capacity
         self.interval_s = interval_s
         self.max_rows = max_rows
@@ -278,8 +280,8 @@ class DataCollection:
             time.perf_counter() - started,
             f"local capture to {self.capture_dir}" if self.capture_dir else "Azure ML collector",
         )
-        columns = list(FEATURES)
-        output_columns = [PREDICTION_COLUMN]
+        columns = list(self.features)
+        output_columns = list(self.outputs)
         sdk_queue = _sdk_queue()
         self._downstream = sdk_queue
 
@@ -299,7 +301,8 @@ class DataCollection:
             frame = pd.DataFrame(np.concatenate([item[0] for item in group]), columns=columns)
             frame[CORRELATION_COLUMN] = ids
             inputs_collector.collect(frame, context)
-            outputs = np.concatenate([item[1].reshape(-1) for item in group]).reshape(-1, 1)
+            width = len(output_columns)
+            outputs = np.concatenate([item[1].reshape(-1, width) for item in group])
             predictions = pd.DataFrame(outputs, columns=output_columns)
             predictions[CORRELATION_COLUMN] = ids
             outputs_collector.collect(predictions, context)

@@ -2,14 +2,18 @@
 
 Layout (written by `training.bundle.write_bundle`)::
 
-    MLmodel, model.pkl, ...   the MLflow scikit-learn flavour (the canonical model)
-    linear_model.json         coefficients of a linear model, so serving needs numpy only
-    golden.json               holdout rows and the predictions the served model must give
-                              (smoke tests; too large for a registry tag, design note §9)
+    MLmodel, model.pkl, ...   the MLflow scikit-learn flavour (the canonical model), with the
+                              model signature (feature names and types, outputs)
+    contract.json             the same signature plus task, serving path and title: what the
+                              scoring service, batch driver, smoke tests and OpenAPI files read
+    fast_path.json            only when verified: coefficients that reproduce the estimator's
+                              outputs on the golden rows, so serving needs numpy only
+    golden.json               holdout rows and the outputs the served model must give
     manifest.json             sha256 of every other file and one digest over them all
 
 Only the standard library and numpy are imported here: this module runs inside the scoring
-image, where importing scikit-learn would cost more than a second of cold start.
+image, where importing scikit-learn would cost more than a second of cold start. A bundle with
+no fast path serves through its pickled estimator, which needs scikit-learn.
 """
 
 from __future__ import annotations
@@ -24,11 +28,18 @@ from typing import Any
 
 import numpy as np
 
+from scoring.schema import ContractError, ModelContract
+
 MANIFEST = "manifest.json"
-LINEAR_MODEL = "linear_model.json"
+CONTRACT = "contract.json"
+FAST_PATH = "fast_path.json"
 GOLDEN_SAMPLE = "golden.json"
 PICKLED_MODEL = "model.pkl"
 BUNDLE_FORMAT = 1
+# Serving paths, as contract.json, the server log and `mlops models list` name them.
+SERVING_NUMPY = "numpy"
+SERVING_ESTIMATOR = "estimator"
+LINKS = ("identity", "logistic")
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 
@@ -125,33 +136,77 @@ def find_bundle(root: Path) -> Path:
     raise IntegrityError(f"expected exactly one model bundle under {root}, found {len(candidates)}")
 
 
-def linear_predictor(spec: dict[str, Any]) -> Predictor:
-    """A numpy predictor from exported linear coefficients."""
+def fast_predictor(spec: dict[str, Any]) -> Predictor:
+    """A numpy predictor from fast_path.json: an affine map and its link.
+
+    `identity` serves X·coef + b (one value per row); `logistic` serves the two class
+    probabilities [1 - p, p] with p = 1 / (1 + exp(-(X·coef + b))), as a binary classifier's
+    predict_proba does. Training writes the file only after this very function reproduced the
+    estimator on the golden rows (training.bundle).
+    """
+    if spec.get("kind") != "linear" or spec.get("link") not in LINKS:
+        raise ValueError(
+            f"{FAST_PATH} has an unknown kind/link {spec.get('kind')}/{spec.get('link')}"
+        )
     coef = np.asarray(spec["coef"], dtype=np.float64)
     intercept = float(spec["intercept"])
+    if spec["link"] == "identity":
 
-    def predict(rows: np.ndarray) -> np.ndarray:
-        result: np.ndarray = rows @ coef + intercept
-        return result
+        def identity(rows: np.ndarray) -> np.ndarray:
+            result: np.ndarray = rows @ coef + intercept
+            return result
 
-    return predict
+        return identity
+
+    def logistic(rows: np.ndarray) -> np.ndarray:
+        # exp(-logaddexp(0, -z)) is 1/(1+exp(-z)) without overflow for large |z|.
+        positive = np.exp(-np.logaddexp(0.0, -(rows @ coef + intercept)))
+        return np.column_stack((1.0 - positive, positive))
+
+    return logistic
 
 
-def load_predictor(bundle: Path) -> tuple[Predictor, list[str]]:
-    """Load a verified bundle as (predict function, feature names).
+def read_contract(bundle: Path) -> ModelContract:
+    """The model contract stored in the bundle; ContractError if absent or unreadable."""
+    path = bundle / CONTRACT
+    if not path.is_file():
+        raise ContractError(
+            f"model bundle {bundle} has no {CONTRACT} (written by an older version of this "
+            "project); train and register the model again"
+        )
+    try:
+        raw = json.loads(path.read_text())
+    except ValueError as error:
+        raise ContractError(f"{CONTRACT} in {bundle} is not JSON: {error}") from None
+    if not isinstance(raw, dict):
+        raise ContractError(f"{CONTRACT} in {bundle} is not a JSON object")
+    return ModelContract.from_dict(raw)
 
-    Linear models are served from their coefficients with numpy alone; any other model falls
-    back to its pickle, which needs scikit-learn (same version as training) in the environment.
+
+def load_predictor(bundle: Path) -> tuple[Predictor, ModelContract]:
+    """Load a verified bundle as (predict function, contract).
+
+    A bundle whose contract names the numpy path is served from its verified fast_path.json
+    with numpy alone; any other falls back to its pickle, which needs scikit-learn (same version
+    as training) in the environment, and serves what the estimator itself predicts.
     """
-    linear = bundle / LINEAR_MODEL
-    if linear.is_file():
-        spec = json.loads(linear.read_text())
-        return linear_predictor(spec), list(spec["features"])
+    contract = read_contract(bundle)
+    if contract.serving == SERVING_NUMPY:
+        return fast_predictor(json.loads((bundle / FAST_PATH).read_text())), contract
+    if contract.serving != SERVING_ESTIMATOR:
+        raise ContractError(f"{CONTRACT} in {bundle} names an unknown serving path")
     with (bundle / PICKLED_MODEL).open("rb") as stream:
         # The bundle was verified against its registered digest before this point.
         model = pickle.load(stream)  # noqa: S301
-    features = [str(name) for name in getattr(model, "feature_names_in_", [])]
-    return (lambda rows: np.asarray(model.predict(rows), dtype=np.float64)), features
+    method = getattr(model, "predict_proba" if contract.probabilities else "predict")
+    columns = list(contract.features)
+
+    def estimator(rows: np.ndarray) -> np.ndarray:
+        import pandas as pd  # the estimator was fitted with feature names; only on this path
+
+        return np.asarray(method(pd.DataFrame(rows, columns=columns)), dtype=np.float64)
+
+    return estimator, contract
 
 
 def expected_digest_from_env() -> str | None:

@@ -1,11 +1,14 @@
-"""Generate the API specs the inference server serves, from the contract in scoring/schema.py.
+"""Generate the API specs the inference server serves, from a model bundle's contract.
 
 The server answers `GET /swagger.json` (Swagger 2.0), `?version=3` (OpenAPI 3.0) and
 `?version=3.1` with `swagger2.json`, `swagger3.json` and `swagger3.1.json` found in its
-AML_APP_ROOT (the scoring folder). These files are committed; regenerate them with
+AML_APP_ROOT (`azureml_inference_server_http/server/swagger.py`, `_SwaggerBuilder._read_swagger`;
+read after init()). The features, outputs and example come from the bundle (`contract.json`,
+`golden.json`), the request rules from `scoring/schema.py`; every deployment writes them next
+to the code it serves:
 
-    .venv/bin/python -m scoring.openapi          # write (or: make specs)
-    .venv/bin/python -m scoring.openapi --check  # exit 1 if a committed file is stale
+    .venv/bin/python -m scoring.openapi --bundle MODEL_DIR --dir OUT           # write
+    .venv/bin/python -m scoring.openapi --bundle MODEL_DIR --dir OUT --check   # exit 1 if stale
 
 Not imported by score.py: the specs are static files, nothing is built at start-up.
 """
@@ -15,32 +18,32 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scoring.model_bundle import GOLDEN_SAMPLE, IntegrityError, find_bundle, read_contract
 from scoring.schema import (
     BAD_REQUEST,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_ROWS,
-    EXAMPLE_ROW,
-    FEATURES,
     INPUT_FIELD,
     JSON_MEDIA_TYPE,
     METHOD_NOT_ALLOWED,
     MIN_ROWS,
-    N_FEATURES,
     OUTPUT_FIELD,
     PAYLOAD_TOO_LARGE,
     UNAUTHORIZED,
     UNSUPPORTED_MEDIA_TYPE,
+    ModelContract,
 )
 
-SPEC_DIR = Path(__file__).resolve().parent
-TITLE = "Diabetes progression scoring"
+SPEC_FILES = ("swagger2.json", "swagger3.json", "swagger3.1.json")
 API_VERSION = "1"
 SECURITY_SCHEME = "Bearer"
 MAX_BODY_EXTENSION = "x-max-body-bytes"
 FEATURES_EXTENSION = "x-features"
+OUTPUTS_EXTENSION = "x-outputs"
 
 _ERROR_DESCRIPTIONS: dict[int, str] = {
     BAD_REQUEST: "The body is not a valid request (message names the problem).",
@@ -53,8 +56,26 @@ _ERROR_DESCRIPTIONS: dict[int, str] = {
 }
 
 
-def input_schema() -> dict[str, Any]:
+@dataclass(frozen=True)
+class ApiModel:
+    """What the specs describe: the model's contract and one golden row with its output."""
+
+    contract: ModelContract
+    example_row: list[float]
+    example_output: Any
+
+
+def api_model(model_dir: Path) -> ApiModel:
+    """The contract and first golden row of the bundle under `model_dir`."""
+    bundle = find_bundle(model_dir)
+    golden = json.loads((bundle / GOLDEN_SAMPLE).read_text())
+    return ApiModel(read_contract(bundle), golden["rows"][0], golden["predictions"][0])
+
+
+def input_schema(api: ApiModel) -> dict[str, Any]:
     """JSON Schema of the request body (used by both spec versions and the tests)."""
+    features = api.contract.features
+    n_features = len(features)
     return {
         "type": "object",
         "required": [INPUT_FIELD],
@@ -64,40 +85,57 @@ def input_schema() -> dict[str, Any]:
                 "type": "array",
                 "description": (
                     f"Rows to score, {MIN_ROWS} to {DEFAULT_MAX_ROWS}; each row lists the "
-                    f"{N_FEATURES} features in this order: {', '.join(FEATURES)}. Values are "
-                    "finite numbers (the scaled diabetes features); booleans, null and strings "
-                    "are rejected."
+                    f"{n_features} features in this order: {', '.join(features)}. Values are "
+                    "finite numbers; booleans, null and strings are rejected."
                 ),
                 "minItems": MIN_ROWS,
                 "maxItems": DEFAULT_MAX_ROWS,
                 "items": {
                     "type": "array",
-                    "minItems": N_FEATURES,
-                    "maxItems": N_FEATURES,
+                    "minItems": n_features,
+                    "maxItems": n_features,
                     "items": {"type": "number", "format": "double"},
-                    FEATURES_EXTENSION: list(FEATURES),
+                    FEATURES_EXTENSION: list(features),
                 },
             }
         },
-        "example": {INPUT_FIELD: [list(EXAMPLE_ROW)]},
+        "example": {INPUT_FIELD: [api.example_row]},
     }
 
 
-def output_schema() -> dict[str, Any]:
-    """JSON Schema of a successful response."""
+def output_schema(api: ApiModel) -> dict[str, Any]:
+    """JSON Schema of a successful response: a value, or class probabilities, per row."""
+    contract = api.contract
+    number = {"type": "number", "format": "double"}
+    if contract.probabilities:
+        width = len(contract.outputs)
+        description = (
+            f"Per input row, in order, the {width} class probabilities "
+            f"({', '.join(contract.outputs)}); each row sums to 1."
+        )
+        item: dict[str, Any] = {
+            "type": "array",
+            "minItems": width,
+            "maxItems": width,
+            "items": {**number, "minimum": 0, "maximum": 1},
+            OUTPUTS_EXTENSION: list(contract.outputs),
+        }
+    else:
+        description = f"One {contract.outputs[0]} per input row, in order."
+        item = number
     return {
         "type": "object",
         "required": [OUTPUT_FIELD],
         "properties": {
             OUTPUT_FIELD: {
                 "type": "array",
-                "description": "One predicted disease progression per input row, in order.",
+                "description": description,
                 "minItems": MIN_ROWS,
                 "maxItems": DEFAULT_MAX_ROWS,
-                "items": {"type": "number", "format": "double"},
+                "items": item,
             }
         },
-        "example": {OUTPUT_FIELD: [206.1]},
+        "example": {OUTPUT_FIELD: [api.example_output]},
     }
 
 
@@ -110,13 +148,17 @@ def error_schema() -> dict[str, Any]:
     }
 
 
-_DESCRIPTION = (
-    "Scores rows of the 10 diabetes features with the registered model. Every client mistake "
-    'is answered with a 4xx status and a JSON body {"message": ...}. Send the key as '
-    "'Authorization: Bearer <key>'. An x-request-id header, if sent, is echoed and logged; "
-    "otherwise one is generated. The limits below are the defaults (SCORING_MAX_ROWS, "
-    "SCORING_MAX_BODY_BYTES)."
-)
+def _description(api: ApiModel) -> str:
+    contract = api.contract
+    answer = "class probabilities" if contract.probabilities else f"a {contract.outputs[0]}"
+    return (
+        f"Scores rows of the {contract.n_features} features of model {contract.model!r} "
+        f"({contract.task}) and answers {answer} per row. Every client mistake "
+        'is answered with a 4xx status and a JSON body {"message": ...}. Send the key as '
+        "'Authorization: Bearer <key>'. An x-request-id header, if sent, is echoed and logged; "
+        "otherwise one is generated. The limits below are the defaults (SCORING_MAX_ROWS, "
+        "SCORING_MAX_BODY_BYTES)."
+    )
 
 
 def _request_id_headers_v3() -> dict[str, Any]:
@@ -128,7 +170,7 @@ def _request_id_headers_v3() -> dict[str, Any]:
     }
 
 
-def openapi3(version: str = "3.0.3") -> dict[str, Any]:
+def openapi3(api: ApiModel, version: str = "3.0.3") -> dict[str, Any]:
     """The OpenAPI 3 document (`version` 3.0.3 or 3.1.0)."""
     error_ref = {"$ref": "#/components/schemas/ErrorResponse"}
     responses: dict[str, Any] = {
@@ -148,7 +190,11 @@ def openapi3(version: str = "3.0.3") -> dict[str, Any]:
         }
     return {
         "openapi": version,
-        "info": {"title": TITLE, "description": _DESCRIPTION, "version": API_VERSION},
+        "info": {
+            "title": f"{api.contract.title} scoring",
+            "description": _description(api),
+            "version": API_VERSION,
+        },
         "paths": {
             "/": {
                 "get": {
@@ -202,15 +248,15 @@ def openapi3(version: str = "3.0.3") -> dict[str, Any]:
                 }
             },
             "schemas": {
-                "ServiceInput": input_schema(),
-                "ServiceOutput": output_schema(),
+                "ServiceInput": input_schema(api),
+                "ServiceOutput": output_schema(api),
                 "ErrorResponse": error_schema(),
             },
         },
     }
 
 
-def swagger2() -> dict[str, Any]:
+def swagger2(api: ApiModel) -> dict[str, Any]:
     """The Swagger 2.0 document (the server's default /swagger.json)."""
     error_ref = {"$ref": "#/definitions/ErrorResponse"}
     request_id_header = {"x-request-id": {"type": "string", "description": "The request id."}}
@@ -229,7 +275,11 @@ def swagger2() -> dict[str, Any]:
         }
     return {
         "swagger": "2.0",
-        "info": {"title": TITLE, "description": _DESCRIPTION, "version": API_VERSION},
+        "info": {
+            "title": f"{api.contract.title} scoring",
+            "description": _description(api),
+            "version": API_VERSION,
+        },
         "schemes": ["https", "http"],
         "consumes": [JSON_MEDIA_TYPE],
         "produces": [JSON_MEDIA_TYPE],
@@ -280,41 +330,39 @@ def swagger2() -> dict[str, Any]:
             },
         },
         "definitions": {
-            "ServiceInput": input_schema(),
-            "ServiceOutput": output_schema(),
+            "ServiceInput": input_schema(api),
+            "ServiceOutput": output_schema(api),
             "ErrorResponse": error_schema(),
         },
     }
 
 
-def specs() -> dict[str, dict[str, Any]]:
+def specs(api: ApiModel) -> dict[str, dict[str, Any]]:
     """File name -> document, for every spec version the server can serve."""
-    return {
-        "swagger2.json": swagger2(),
-        "swagger3.json": openapi3("3.0.3"),
-        "swagger3.1.json": openapi3("3.1.0"),
-    }
+    documents = (swagger2(api), openapi3(api, "3.0.3"), openapi3(api, "3.1.0"))
+    return dict(zip(SPEC_FILES, documents, strict=True))
 
 
 def render(document: dict[str, Any]) -> str:
-    """The committed text of a spec file."""
+    """The text of a spec file."""
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
-def stale_files(directory: Path = SPEC_DIR) -> list[str]:
+def stale_files(directory: Path, api: ApiModel) -> list[str]:
     """Spec files that are missing or differ from what the contract generates."""
     stale = []
-    for name, document in specs().items():
+    for name, document in specs(api).items():
         path = directory / name
         if not path.is_file() or path.read_text(encoding="utf-8") != render(document):
             stale.append(name)
     return stale
 
 
-def write_specs(directory: Path = SPEC_DIR) -> list[Path]:
-    """Write every spec file; return their paths."""
+def write_specs(directory: Path, api: ApiModel) -> list[Path]:
+    """Write every spec file into `directory` (created if needed); return their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, document in specs().items():
+    for name, document in specs(api).items():
         path = directory / name
         path.write_text(render(document), encoding="utf-8")
         written.append(path)
@@ -322,22 +370,31 @@ def write_specs(directory: Path = SPEC_DIR) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: write the spec files, or check them with --check."""
-    parser = argparse.ArgumentParser(description="Generate the scoring API specs.")
-    parser.add_argument("--check", action="store_true", help="fail if a committed spec is stale")
-    parser.add_argument("--dir", type=Path, default=SPEC_DIR, help="where the specs live")
+    """Command line: write the spec files of a bundle, or check them with --check."""
+    parser = argparse.ArgumentParser(description="Generate the scoring API specs of a model.")
+    parser.add_argument("--bundle", type=Path, required=True, help="the model folder")
+    parser.add_argument("--dir", type=Path, required=True, help="where the specs go")
+    parser.add_argument("--check", action="store_true", help="fail if a spec file is stale")
     args = parser.parse_args(argv)
+    try:
+        api = api_model(args.bundle)
+    except (IntegrityError, OSError, ValueError, KeyError, IndexError) as error:
+        print(
+            f"error: cannot read the model contract under {args.bundle}: {error}", file=sys.stderr
+        )
+        return 2
     if args.check:
-        stale = stale_files(args.dir)
+        stale = stale_files(args.dir, api)
         if stale:
             print(
-                f"stale API spec(s): {', '.join(stale)}; run `make specs`",
+                f"stale API spec(s): {', '.join(stale)}; run: .venv/bin/python -m scoring.openapi "
+                f"--bundle {args.bundle} --dir {args.dir}",
                 file=sys.stderr,
             )
             return 1
         print("API specs are up to date")
         return 0
-    for path in write_specs(args.dir):
+    for path in write_specs(args.dir, api):
         print(f"wrote {path.name}")
     return 0
 

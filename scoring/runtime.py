@@ -18,7 +18,7 @@ from scoring.model_bundle import (
     load_predictor,
     verify_bundle,
 )
-from scoring.schema import BAD_REQUEST, FEATURES, N_FEATURES, InputError
+from scoring.schema import BAD_REQUEST, ContractError, InputError, ModelContract
 
 MODEL_DIR_VARIABLE = "AZUREML_MODEL_DIR"
 
@@ -29,21 +29,25 @@ class ModelLoadError(Exception):
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A bundle that passed its integrity check, ready to predict."""
+    """A bundle that passed its integrity check, ready to predict, with its contract."""
 
     predict: Predictor
     digest: str
     bundle: Path
+    contract: ModelContract
 
     def score(self, matrix: np.ndarray) -> np.ndarray:
-        """Predictions for validated rows; InputError if a prediction is not finite.
+        """Outputs for validated rows; InputError if one is not finite.
 
-        Finite inputs of absurd magnitude (1e300) can overflow a linear model: that is a client
-        mistake, answered with 400, never an "Infinity" (invalid JSON) or a 500.
+        One value per row for a regressor, a (rows, classes) matrix of probabilities for a
+        classifier. Finite inputs of absurd magnitude (1e300) can overflow a linear model: that
+        is a client mistake, answered with 400, never an "Infinity" (invalid JSON) or a 500.
         """
         with np.errstate(all="ignore"):
-            predictions = np.asarray(self.predict(matrix), dtype=np.float64).reshape(-1)
-        finite = np.isfinite(predictions)
+            outputs = np.asarray(self.predict(matrix), dtype=np.float64)
+        width = len(self.contract.outputs)
+        outputs = outputs.reshape(-1) if width == 1 else outputs.reshape(-1, width)
+        finite = np.isfinite(outputs).reshape(len(outputs), -1).all(axis=1)
         if not finite.all():
             row = int(np.argmin(finite))
             raise InputError(
@@ -51,7 +55,7 @@ class LoadedModel:
                 f"the prediction for row {row} is not a finite number; its inputs are far "
                 "outside the range the model was trained on",
             )
-        return predictions
+        return outputs
 
 
 def model_dir_from_env() -> Path:
@@ -73,20 +77,17 @@ def load_model(model_dir: Path, expected_digest: str | None) -> LoadedModel:
     try:
         bundle = find_bundle(model_dir)
         digest = verify_bundle(bundle, expected_digest)
-        predict, features = load_predictor(bundle)
+        predict, contract = load_predictor(bundle)
     except IntegrityError as error:
         raise ModelLoadError(f"model bundle failed its integrity check: {error}") from error
+    except ContractError as error:
+        raise ModelLoadError(f"model bundle has no usable contract: {error}") from error
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ModelLoadError(f"model bundle in {model_dir} cannot be loaded: {error}") from error
-    if features and tuple(features) != FEATURES:
-        raise ModelLoadError(
-            f"model expects features {', '.join(features)}, but the scoring contract "
-            f"(scoring/schema.py) sends {', '.join(FEATURES)}"
-        )
-    model = LoadedModel(predict=predict, digest=digest, bundle=bundle)
+    model = LoadedModel(predict=predict, digest=digest, bundle=bundle, contract=contract)
     try:
         # One prediction now: a broken model fails init, not the first request.
-        model.score(np.zeros((1, N_FEATURES)))
+        model.score(np.zeros((1, contract.n_features)))
     except Exception as error:
         raise ModelLoadError(f"model bundle {bundle} cannot predict: {error}") from error
     return model

@@ -1,8 +1,10 @@
-"""The scoring API contract, defined once.
+"""The scoring API contract: the request format here, the model's features in its bundle.
 
 Online validation (`scoring/score.py`), batch validation (`scoring/batch_driver.py`), the OpenAPI
-files the inference server serves (written by `python -m scoring.openapi`) and docs/scoring.md
-all read the definitions below, so the spec cannot drift from the behaviour.
+files the inference server serves (written by `python -m scoring.openapi` from a bundle) and
+docs/scoring.md all read the definitions below, so the spec cannot drift from the behaviour.
+Which features a row lists, and what the model answers, is the model's own contract
+(`ModelContract`), read from the bundle's `contract.json`: serving code holds no feature list.
 
 Only the standard library and numpy are imported: this module is on the cold-start path.
 """
@@ -16,33 +18,16 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-# The model's features, in the order every row must list them (same as training.data.FEATURES).
-FEATURES: tuple[str, ...] = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
-N_FEATURES = len(FEATURES)
-
 INPUT_FIELD = "data"
 OUTPUT_FIELD = "result"
-PREDICTION_COLUMN = "prediction"
 JSON_MEDIA_TYPE = "application/json"
 
 MIN_ROWS = 1
 DEFAULT_MAX_ROWS = 1000
-# Far below the 100 MB the Azure ML endpoint router allows: 1000 rows of 10 numbers need ~250 kB.
+# Far below the 100 MB the Azure ML endpoint router allows (the endpoint limits, Learn
+# "how-to-manage-quotas"): 1000 rows of 30 numbers need ~750 kB.
 DEFAULT_MAX_BODY_BYTES = 1_048_576
-
-# One row of the scaled diabetes data set, used as the example in the spec and the docs.
-EXAMPLE_ROW: tuple[float, ...] = (
-    0.0380759064334241,
-    0.0506801187398187,
-    0.0616962065186885,
-    0.0218723549949558,
-    -0.0442234984244464,
-    -0.0348207628376986,
-    -0.0434008456520269,
-    -0.00259226199818282,
-    0.0199084208763183,
-    -0.0176461251598052,
-)
+CONTRACT_FORMAT = 1
 
 # Status codes of the contract (docs/scoring.md has the full table).
 BAD_REQUEST = 400
@@ -69,12 +54,94 @@ class InputError(Exception):
         self.headers: dict[str, str] = dict(headers or {})
 
 
+class ContractError(ValueError):
+    """A bundle's contract.json is missing a part or is not the format this code reads."""
+
+
+class ModelContract:
+    """What a model takes and gives: feature names, output names, task and serving path.
+
+    Read from the MLflow model signature training stores in the bundle (`contract.json`, the
+    same signature as in `MLmodel`; MLflow's format: "Model Signatures and Input Examples",
+    mlflow.org/docs/latest/ml/model/signatures). Plain class: the server imports score.py
+    without registering it in sys.modules, so nothing it loads may need dataclass lookups.
+    """
+
+    __slots__ = ("features", "model", "outputs", "serving", "task", "title")
+
+    def __init__(
+        self,
+        *,
+        features: tuple[str, ...],
+        outputs: tuple[str, ...],
+        task: str,
+        serving: str,
+        model: str,
+        title: str,
+    ) -> None:
+        self.features = features
+        self.outputs = outputs
+        self.task = task
+        self.serving = serving
+        self.model = model
+        self.title = title
+
+    @property
+    def n_features(self) -> int:
+        """How many values every row holds."""
+        return len(self.features)
+
+    @property
+    def probabilities(self) -> bool:
+        """Whether the model answers one probability per class (a classifier)."""
+        return self.task == "classification"
+
+    def expected(self) -> str:
+        """The request shape, for messages."""
+        return f'{{"{INPUT_FIELD}": [[{self.n_features} numbers], ...]}}'
+
+    def locator(self) -> Locator:
+        """Where a value sits in a JSON request, e.g. ``data[3][2] (bmi)``."""
+        features = self.features
+
+        def locate(row: int, column: int) -> str:
+            return f"{INPUT_FIELD}[{row}][{column}] ({features[column]})"
+
+        return locate
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ModelContract:
+        """Parse contract.json; ContractError naming what is wrong."""
+        try:
+            if raw.get("format") != CONTRACT_FORMAT:
+                raise ContractError(f"format {raw.get('format')!r}, expected {CONTRACT_FORMAT}")
+            signature = raw["signature"]
+            inputs = _column_names(signature["inputs"], "inputs")
+            outputs = _column_names(signature["outputs"], "outputs")
+            return cls(
+                features=inputs,
+                outputs=outputs,
+                task=str(raw["task"]),
+                serving=str(raw["serving"]),
+                model=str(raw["model"]),
+                title=str(raw["title"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            if isinstance(error, ContractError):
+                raise
+            raise ContractError(f"contract.json is incomplete or malformed: {error!r}") from None
+
+
+def _column_names(schema: Any, part: str) -> tuple[str, ...]:
+    """Column names of one side of an MLflow signature (stored as a JSON string of ColSpecs)."""
+    columns = json.loads(schema) if isinstance(schema, str) else schema
+    names = tuple(str(column["name"]) for column in columns if "name" in column)
+    if not names or len(names) != len(columns):
+        raise ContractError(f"the signature's {part} must be named columns (MLflow ColSpec)")
+    return names
+
+
 Locator = Callable[[int, int], str]
-
-
-def json_locator(row: int, column: int) -> str:
-    """Where a value sits in a JSON request, e.g. ``data[3][2] (bmi)``."""
-    return f"{INPUT_FIELD}[{row}][{column}] ({FEATURES[column]})"
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -86,16 +153,16 @@ def _reject_constant(name: str) -> NoReturn:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-_EXPECTED = f'{{"{INPUT_FIELD}": [[{N_FEATURES} numbers], ...]}}'
 
 
-def parse_request_body(body: bytes, *, max_rows: int) -> np.ndarray:
+def parse_request_body(body: bytes, *, max_rows: int, contract: ModelContract) -> np.ndarray:
     """Decode and validate a request body; return the rows as a float64 matrix.
 
     Raises InputError (400 or 413) naming the first problem found.
     """
+    expected = contract.expected()
     if not body.strip():
-        raise InputError(BAD_REQUEST, f"request body is empty; send {_EXPECTED}")
+        raise InputError(BAD_REQUEST, f"request body is empty; send {expected}")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -121,7 +188,7 @@ def parse_request_body(body: bytes, *, max_rows: int) -> np.ndarray:
     if not isinstance(document, dict):
         raise InputError(
             BAD_REQUEST,
-            f"request body must be a JSON object like {_EXPECTED}, not {_json_type(document)}",
+            f"request body must be a JSON object like {expected}, not {_json_type(document)}",
         )
     unknown = sorted(key for key in document if key != INPUT_FIELD)
     if unknown:
@@ -131,24 +198,33 @@ def parse_request_body(body: bytes, *, max_rows: int) -> np.ndarray:
             f"only {INPUT_FIELD!r} is accepted",
         )
     if INPUT_FIELD not in document:
-        raise InputError(
-            BAD_REQUEST, f"request body has no {INPUT_FIELD!r} field; send {_EXPECTED}"
-        )
-    return rows_to_matrix(document[INPUT_FIELD], max_rows=max_rows, locate=json_locator)
+        raise InputError(BAD_REQUEST, f"request body has no {INPUT_FIELD!r} field; send {expected}")
+    return rows_to_matrix(
+        document[INPUT_FIELD],
+        max_rows=max_rows,
+        features=contract.features,
+        locate=contract.locator(),
+    )
 
 
 def rows_to_matrix(
-    data: Any, *, max_rows: int | None, locate: Locator = json_locator, what: str = INPUT_FIELD
+    data: Any,
+    *,
+    max_rows: int | None,
+    features: tuple[str, ...],
+    locate: Locator,
+    what: str = INPUT_FIELD,
 ) -> np.ndarray:
     """Validate rows of feature values and return them as a (rows, features) float64 matrix.
 
-    Every row must be a list of exactly N_FEATURES finite numbers; booleans, null, strings and
-    NaN or infinite values are rejected with the position of the first offending value.
+    Every row must be a list of exactly len(features) finite numbers; booleans, null, strings
+    and NaN or infinite values are rejected with the position of the first offending value.
     """
+    n_features = len(features)
     if not isinstance(data, list):
         raise InputError(
             BAD_REQUEST,
-            f"{what!r} must be a list of rows, each a list of {N_FEATURES} numbers, "
+            f"{what!r} must be a list of rows, each a list of {n_features} numbers, "
             f"not {_json_type(data)}",
         )
     if len(data) < MIN_ROWS:
@@ -160,12 +236,12 @@ def rows_to_matrix(
         )
     # Fast path: exact type checks (bool is a subclass of int, so isinstance would let it in).
     for row in data:
-        if type(row) is not list or len(row) != N_FEATURES:
-            _explain(data, locate, what)
+        if type(row) is not list or len(row) != n_features:
+            _explain(data, features, locate, what)
         for value in row:
             kind = type(value)
             if kind is not float and kind is not int:
-                _explain(data, locate, what)
+                _explain(data, features, locate, what)
     try:
         matrix = np.array(data, dtype=np.float64)
     except OverflowError:
@@ -181,20 +257,21 @@ def rows_to_matrix(
     return matrix
 
 
-def _explain(data: list[Any], locate: Locator, what: str) -> NoReturn:
+def _explain(data: list[Any], features: tuple[str, ...], locate: Locator, what: str) -> NoReturn:
     """Raise the InputError for the first row or value that failed the fast path."""
+    n_features = len(features)
     for index, row in enumerate(data):
         if not isinstance(row, list):
             raise InputError(
                 BAD_REQUEST,
-                f"row {index} of {what!r} must be a list of {N_FEATURES} numbers "
-                f"({', '.join(FEATURES)}), not {_json_type(row)}",
+                f"row {index} of {what!r} must be a list of {n_features} numbers "
+                f"({_names(features)}), not {_json_type(row)}",
             )
-        if len(row) != N_FEATURES:
+        if len(row) != n_features:
             raise InputError(
                 BAD_REQUEST,
-                f"row {index} of {what!r} has {len(row)} values; expected {N_FEATURES} "
-                f"({', '.join(FEATURES)})",
+                f"row {index} of {what!r} has {len(row)} values; expected {n_features} "
+                f"({_names(features)})",
             )
         for column, value in enumerate(row):
             kind = type(value)
@@ -204,6 +281,13 @@ def _explain(data: list[Any], locate: Locator, what: str) -> NoReturn:
                     f"{locate(index, column)} is {_json_type(value)}; expected a number",
                 )
     raise AssertionError("unreachable: _explain found no problem")  # pragma: no cover
+
+
+def _names(features: tuple[str, ...], shown: int = 12) -> str:
+    """The feature names for a message; long lists shortened (30 names would drown it)."""
+    if len(features) <= shown:
+        return ", ".join(features)
+    return f"{', '.join(features[:shown])}, … {features[-1]}"
 
 
 def _explain_overflow(data: list[list[Any]], locate: Locator) -> NoReturn:

@@ -1,6 +1,9 @@
 """Entry script for the Azure ML inference server (`azmlinfsrv`): the online scoring contract.
 
-    POST /score   {"data": [[10 numbers], ...]}  ->  200 {"result": [predictions]}
+    POST /score   {"data": [[one number per feature], ...]}  ->  200 {"result": [outputs]}
+
+A regressor answers one number per row, a classifier one list of class probabilities per row;
+the features and outputs are the model's contract, read from its bundle (`contract.json`).
 
 `init()` verifies the model bundle against its manifest and the registered digest
 (MODEL_SHA256) and refuses to serve on any mismatch, so the server never becomes healthy with a
@@ -9,9 +12,10 @@ a 4xx and a JSON body `{"message": ...}` naming the problem; the contract lives 
 `scoring/schema.py`, the settings in `scoring/settings.py`, the reference in docs/scoring.md.
 
 Cold start is what a scale-out or a restart waits for, so this module imports only the standard
-library, numpy, flask (already loaded by the server) and the small `scoring` modules; linear
-bundles are served from their coefficients without importing scikit-learn, and the data
-collection SDK is loaded on a background thread after init().
+library, numpy, flask (already loaded by the server) and the small `scoring` modules; bundles
+with a verified fast path are served from their coefficients without importing scikit-learn
+(the log line says which path serves), and the data collection SDK is loaded on a background
+thread after init().
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from flask import Request, Response, g  # noqa: E402
 from werkzeug.http import parse_options_header  # noqa: E402
 
 from scoring.collection import DataCollection  # noqa: E402
-from scoring.model_bundle import expected_digest_from_env  # noqa: E402
+from scoring.model_bundle import SERVING_NUMPY, expected_digest_from_env  # noqa: E402
 from scoring.runtime import LoadedModel, ModelLoadError, load_model, model_dir_from_env  # noqa: E402
 from scoring.schema import (  # noqa: E402
     JSON_MEDIA_TYPE,
@@ -107,7 +111,11 @@ def init() -> None:
     gc.freeze()
     collection = None
     if settings.collect:
-        collection = DataCollection(settings.collect_dir)
+        collection = DataCollection(
+            settings.collect_dir,
+            features=model.contract.features,
+            outputs=model.contract.outputs,
+        )
         collection.start()
     _service = _Service(settings=settings, model=model, collection=collection)
     if expected_digest is None:
@@ -115,10 +123,16 @@ def init() -> None:
             "MODEL_SHA256 is not set: the bundle was checked against its own manifest only"
         )
     _LOG.info(
-        "model bundle %s verified (digest %s); max_rows=%d max_body_bytes=%d auth=%s "
-        "collection=%s; init took %.0f ms",
+        "model bundle %s verified (digest %s); model %s (%s, %d features) served by %s; "
+        "max_rows=%d max_body_bytes=%d auth=%s collection=%s; init took %.0f ms",
         model.bundle,
         model.digest[:12],
+        model.contract.model,
+        model.contract.task,
+        model.contract.n_features,
+        "numpy (verified fast path)"
+        if model.contract.serving == SERVING_NUMPY
+        else "the estimator (scikit-learn)",
         settings.max_rows,
         settings.max_body_bytes,
         "on" if settings.auth_enabled else "off",
@@ -128,7 +142,7 @@ def init() -> None:
 
 
 @rawhttp
-def run(request: Request) -> Response | dict[str, list[float]]:
+def run(request: Request) -> Response | dict[str, list[Any]]:
     """Score one raw HTTP request; every client mistake is a 4xx with a JSON message.
 
     Returns the result dict on success (the server answers 200 with it as JSON) and a JSON
@@ -142,7 +156,7 @@ def run(request: Request) -> Response | dict[str, list[float]]:
         return _json(503, {"message": "the model is not loaded"}, request_id)
     body = _Body(environ)
     try:
-        matrix = _validated_rows(environ, body, service.settings)
+        matrix = _validated_rows(environ, body, service)
         predictions = service.model.score(matrix)
     except InputError as error:
         body.drain()
@@ -172,7 +186,8 @@ def run(request: Request) -> Response | dict[str, list[float]]:
 # more than the whole validation of a one-row request.
 
 
-def _validated_rows(environ: dict[str, Any], body: _Body, settings: ScoringSettings) -> np.ndarray:
+def _validated_rows(environ: dict[str, Any], body: _Body, service: _Service) -> np.ndarray:
+    settings = service.settings
     if settings.auth_enabled:
         _authorize(environ, settings.api_keys)
     method = environ.get("REQUEST_METHOD", "GET")
@@ -183,7 +198,11 @@ def _validated_rows(environ: dict[str, Any], body: _Body, settings: ScoringSetti
             {"Allow": "POST"},
         )
     _check_content_type(environ.get("CONTENT_TYPE", ""))
-    return parse_request_body(body.read(settings.max_body_bytes), max_rows=settings.max_rows)
+    return parse_request_body(
+        body.read(settings.max_body_bytes),
+        max_rows=settings.max_rows,
+        contract=service.model.contract,
+    )
 
 
 def _authorize(environ: dict[str, Any], keys: tuple[bytes, ...]) -> None:

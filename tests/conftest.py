@@ -19,6 +19,7 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("MLOPS_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLOPS_MODEL_NAME", raising=False)
     monkeypatch.delenv("MLOPS_TARGET", raising=False)
+    monkeypatch.delenv("MLOPS_MODEL_SPEC", raising=False)
     return state
 
 

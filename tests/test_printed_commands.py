@@ -23,7 +23,7 @@ import typer
 from pipelines import demo
 from pipelines.cli import app
 from pipelines.console import mlops_command
-from pipelines.lifecycle import INVOKE_EXAMPLE
+from pipelines.lifecycle import invoke_example
 from pipelines.registry import RegisteredVersion
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,7 +151,7 @@ V2 = RegisteredVersion("diabetes-ridge", "2", "r2", "0" * 64, "runs:/r2/model", 
 def summary_commands(monkeypatch: pytest.MonkeyPatch, path: str) -> list[str]:
     """Every command the demo's and `mlops run`'s summaries print, with this PATH."""
     monkeypatch.setenv("PATH", path)
-    commands = [mlops_command(INVOKE_EXAMPLE)]
+    commands = [mlops_command(invoke_example())]
     for keep_serving in (True, False):
         for _, text, runnable in demo.follow_ups(V2, keep_serving=keep_serving, replay=demo.REPLAY):
             assert all(command in text for command in runnable)
@@ -173,7 +173,7 @@ def test_summaries_print_uv_run_where_uv_is_on_path(monkeypatch, tmp_path: Path)
     fake_uv.chmod(0o755)
     commands = summary_commands(monkeypatch, f"{fake_uv.parent}:{no_uv_path(tmp_path)}")
     assert mlops_command("models list") == "uv run mlops models list"
-    assert f"uv run mlops {INVOKE_EXAMPLE}" in commands
+    assert f"uv run mlops {invoke_example()}" in commands
 
 
 @pytest.mark.parametrize("arguments", RUN, ids=" ".join)

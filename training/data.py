@@ -1,4 +1,4 @@
-"""Loading the training data: scikit-learn's bundled diabetes set, or a user's CSV/Parquet file."""
+"""Loading the training data: the definition's bundled data set, or a user's CSV/Parquet file."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ import hashlib
 from pathlib import Path
 
 import pandas as pd
-from sklearn.datasets import load_diabetes
 
-FEATURES: tuple[str, ...] = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
-TARGET = "target"
-COLUMNS: tuple[str, ...] = (*FEATURES, TARGET)
+from training.spec import ModelSpec
+
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
@@ -18,15 +16,20 @@ class DataError(ValueError):
     """The data file can't be read or is not the expected table."""
 
 
-def bundled_diabetes() -> pd.DataFrame:
-    """Return scikit-learn's bundled diabetes data (442 rows, scaled features, raw target)."""
-    bunch = load_diabetes(as_frame=True)
-    frame: pd.DataFrame = bunch.frame
-    return frame.loc[:, list(COLUMNS)].reset_index(drop=True)
+def bundled_data(spec: ModelSpec) -> pd.DataFrame:
+    """The definition's bundled data, reduced to its columns (features, then target)."""
+    frame: pd.DataFrame = spec.load_bundled()
+    missing = [name for name in spec.columns if name not in frame.columns]
+    if missing:
+        raise DataError(
+            f"the bundled data of model definition {spec.name!r} has no column(s) "
+            f"{', '.join(missing)}; fix its loader or its feature list"
+        )
+    return frame.loc[:, list(spec.columns)].reset_index(drop=True)
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file with the diabetes schema (validation is a separate step)."""
+    """Read a CSV or Parquet file (validation against the definition is a separate step)."""
     if not path.exists():
         raise DataError(f"data file {path} does not exist; pass an existing CSV or Parquet file")
     suffix = path.suffix.lower()
@@ -43,9 +46,9 @@ def read_table(path: Path) -> pd.DataFrame:
     )
 
 
-def load_data(path: Path | None) -> pd.DataFrame:
-    """Load the user's file when a path is given, else the bundled diabetes data."""
-    return bundled_diabetes() if path is None else read_table(path)
+def load_data(path: Path | None, spec: ModelSpec) -> pd.DataFrame:
+    """Load the user's file when a path is given, else the definition's bundled data."""
+    return bundled_data(spec) if path is None else read_table(path)
 
 
 def fingerprint(frame: pd.DataFrame) -> str:

@@ -1,8 +1,10 @@
 """Data validation ("data tests"): schema, missing values, ranges and distribution.
 
 Every rule returns findings that name the column and the rule, so a bad file fails with a
-message a person can act on. The reference profile lives in `training/reference_profile.json`
-and is regenerated from the bundled data with `python -m training.validation --write-profile`.
+message a person can act on. The columns and their order come from the model definition
+(`training.spec`); each definition's reference profile lives in `training/profiles/<name>.json`
+and is written from known-good data with `mlops profile [--data FILE]` (or
+`python -m training.validation --write-profile [--data FILE]`).
 """
 
 from __future__ import annotations
@@ -10,15 +12,22 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from training.data import COLUMNS, bundled_diabetes
+from training.data import DataError, load_data
+from training.spec import ModelSpec, current_spec
 
-PROFILE_PATH = Path(__file__).with_name("reference_profile.json")
+PROFILES_DIR = Path(__file__).with_name("profiles")
+
+
+def profile_path(spec: ModelSpec) -> Path:
+    """Where a definition's reference profile is kept."""
+    return PROFILES_DIR / f"{spec.name}.json"
 
 
 @dataclass(frozen=True)
@@ -76,8 +85,17 @@ class Finding:
         return f"column '{self.column}' fails rule '{self.rule}': {self.message}"
 
 
-def build_profile(frame: pd.DataFrame) -> Profile:
-    """Compute the reference profile of a known-good table."""
+def build_profile(frame: pd.DataFrame, spec: ModelSpec) -> Profile:
+    """Compute the reference profile of a known-good table; DataError if it is not the schema.
+
+    The schema is checked first, so a table with other columns is one sentence naming them.
+    """
+    findings = check_schema(frame, spec)
+    if findings:
+        raise DataError(
+            f"the data does not match model definition {spec.name!r}: "
+            + "; ".join(str(finding) for finding in findings)
+        )
     return Profile(
         columns={
             name: ColumnProfile(
@@ -86,31 +104,62 @@ def build_profile(frame: pd.DataFrame) -> Profile:
                 mean=float(frame[name].mean()),
                 std=float(frame[name].std()),
             )
-            for name in COLUMNS
+            for name in spec.columns
         }
     )
 
 
-def load_profile(path: Path = PROFILE_PATH) -> Profile:
-    """Read the reference profile stored in the repository."""
-    return Profile.from_dict(json.loads(path.read_text()))
+def load_profile(spec: ModelSpec) -> Profile:
+    """Read the definition's reference profile; DataError (with the fix) if it is missing,
+    unreadable, or profiles other columns than the definition has."""
+    path = profile_path(spec)
+    try:
+        profile = Profile.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise DataError(
+            f"model definition {spec.name!r} has no reference profile ({path.name}); "
+            "write one from known-good data with `mlops profile --data FILE`"
+        ) from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise DataError(f"reference profile {path.name} is unreadable: {error!r}") from None
+    if set(profile.columns) != set(spec.columns):
+        stale = sorted(set(profile.columns) ^ set(spec.columns))
+        raise DataError(
+            f"reference profile {path.name} does not match model definition {spec.name!r} "
+            f"(columns {', '.join(stale)} differ); write it again with `mlops profile`"
+        )
+    return profile
 
 
-def check_schema(frame: pd.DataFrame) -> list[Finding]:
-    """Exactly the 10 features and the target, all numeric (booleans are not numbers here)."""
+def write_profile(frame: pd.DataFrame, spec: ModelSpec) -> Path:
+    """Profile a known-good table and store it as the definition's reference profile."""
+    profile = build_profile(frame, spec)
+    path = profile_path(spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(profile.to_dict(), indent=2) + "\n")
+    return path
+
+
+def check_schema(frame: pd.DataFrame, spec: ModelSpec) -> list[Finding]:
+    """Exactly the definition's features and target, all numeric (booleans are not numbers)."""
+    columns = spec.columns
     findings = [
         Finding(name, "schema.required", "column is missing")
-        for name in COLUMNS
+        for name in columns
         if name not in frame.columns
     ]
     findings += [
-        Finding(str(name), "schema.unexpected", f"column is not part of the schema {list(COLUMNS)}")
+        Finding(
+            str(name),
+            "schema.unexpected",
+            f"column is not one of the {len(columns)} columns of model definition {spec.name!r}",
+        )
         for name in frame.columns
-        if name not in COLUMNS
+        if name not in columns
     ]
     findings += [
         Finding(name, "schema.numeric", f"dtype is {frame[name].dtype}, expected a number")
-        for name in COLUMNS
+        for name in columns
         if name in frame.columns
         and (
             not pd.api.types.is_numeric_dtype(frame[name])
@@ -120,10 +169,10 @@ def check_schema(frame: pd.DataFrame) -> list[Finding]:
     return findings
 
 
-def check_missing(frame: pd.DataFrame) -> list[Finding]:
+def check_missing(frame: pd.DataFrame, spec: ModelSpec) -> list[Finding]:
     """No missing (NaN/empty) and no infinite values."""
     findings = []
-    for name in COLUMNS:
+    for name in spec.columns:
         column = frame[name]
         missing = int(column.isna().sum())
         if missing:
@@ -196,29 +245,59 @@ def check_distribution(frame: pd.DataFrame, profile: Profile) -> list[Finding]:
     return findings
 
 
-def validate(frame: pd.DataFrame, profile: Profile) -> list[Finding]:
+def check_classes(frame: pd.DataFrame, spec: ModelSpec) -> list[Finding]:
+    """A classifier's target holds class indices 0..k-1, one per output column."""
+    if spec.task != "classification":
+        return []
+    target = frame[spec.target.name]
+    classes = len(spec.outputs)
+    bad = target[(target != target.round()) | (target < 0) | (target >= classes)]
+    if len(bad):
+        return [
+            Finding(
+                spec.target.name,
+                "target.classes",
+                f"{len(bad)} value(s) are not a class index 0..{classes - 1}, "
+                f"e.g. {bad.iloc[0]!r} at row {int(bad.index[0])}",
+            )
+        ]
+    return []
+
+
+def validate(frame: pd.DataFrame, profile: Profile, spec: ModelSpec) -> list[Finding]:
     """Run every rule; an empty list means the data passed.
 
     Later rules need a sound schema, so a schema failure stops there.
     """
-    findings = check_schema(frame)
+    findings = check_schema(frame, spec)
     if findings:
         return findings
-    findings = check_rows(frame, profile) + check_missing(frame)
+    findings = check_rows(frame, profile) + check_missing(frame, spec)
     if findings:
         return findings
-    return check_ranges(frame, profile) + check_distribution(frame, profile)
+    return (
+        check_classes(frame, spec)
+        + check_ranges(frame, profile)
+        + check_distribution(frame, profile)
+    )
 
 
-def main() -> None:
-    """`python -m training.validation --write-profile`: regenerate the reference profile."""
+def main(argv: list[str] | None = None) -> int:
+    """`python -m training.validation --write-profile [--data FILE]`: write the profile."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write-profile", action="store_true", help="rewrite the profile file")
-    args = parser.parse_args()
+    parser.add_argument("--data", type=Path, default=None, help="CSV/Parquet; default: bundled")
+    args = parser.parse_args(argv)
     if args.write_profile:
-        PROFILE_PATH.write_text(json.dumps(build_profile(bundled_diabetes()).to_dict(), indent=2))
-        print(f"wrote {PROFILE_PATH.name}")
+        spec = current_spec()
+        try:
+            path = write_profile(load_data(args.data, spec), spec)
+        except DataError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(f"wrote {path.parent.name}/{path.name}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

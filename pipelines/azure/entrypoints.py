@@ -112,7 +112,8 @@ def train_step(args: argparse.Namespace) -> None:
     from pipelines.configs import training_config
     from pipelines.steps import train
 
-    config = training_config(args.alpha, args.seed, args.test_size)
+    params = [text for text in args.params.split(",") if text.strip()]
+    config = training_config(None, args.seed, args.test_size, params)
     outcome = train(tracking(args), config, args.validated / VALIDATED_FILE)
     payload = {
         "run_id": outcome.run_id,
@@ -192,7 +193,9 @@ def parser() -> argparse.ArgumentParser:
 
     train = add("train", "train and log the run")
     train.add_argument("--validated", type=Path, required=True)
-    train.add_argument("--alpha", type=float, required=True)
+    train.add_argument(
+        "--params", default="", help="hyperparameters of the model definition: NAME=VALUE,..."
+    )
     train.add_argument("--seed", type=int, required=True)
     train.add_argument("--test-size", type=float, required=True)
     tracked(train)

@@ -3,7 +3,8 @@
 The build context is one folder:
 
     Dockerfile        scoring/Dockerfile, at the root of the context
-    scoring/          the scoring package (entry script, requirements, settings)
+    scoring/          the scoring package (entry script, requirements, settings) and the
+                      API specs (swagger*.json) written from the bundle's contract
     model/NAME/VER/   the model bundle, downloaded and verified against its registered sha256
     model.json        which version it is: name, version, digest
 
@@ -24,6 +25,7 @@ from infra.outputs import StackOutputs
 from pipelines.azure.client import AzureClients
 from pipelines.errors import MlopsError
 from pipelines.registry import ModelRegistry, RegisteredVersion
+from pipelines.scoring_env import write_api_specs
 from pipelines.settings import PROJECT_ROOT
 
 SCORING_DIR = PROJECT_ROOT / "scoring"
@@ -49,6 +51,8 @@ def build_context(registry: ModelRegistry, version: RegisteredVersion, dest: Pat
     bundle.parent.mkdir(parents=True)
     shutil.move(registry.download(version, staging), bundle)
     shutil.rmtree(staging, ignore_errors=True)
+    # The server reads swagger*.json from AML_APP_ROOT, the image's scoring folder.
+    write_api_specs(bundle, dest / "scoring")
     (dest / "model.json").write_text(
         json.dumps(
             {"name": version.name, "version": version.version, "model_sha256": version.digest},

@@ -11,6 +11,7 @@ wiring without a network call (a named compute would be looked up).
 """
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,9 +22,10 @@ from azure.ai.ml.entities import CommandComponent, Environment, PipelineJob
 
 from pipelines.azure.snapshot import tree_digest
 from pipelines.gate import GateConfig
-from pipelines.settings import EXPERIMENT_NAME
+from pipelines.settings import experiment_name
 from pipelines.tags import checked_tags
 from training.model import TrainingConfig
+from training.spec import SPEC_VARIABLE
 
 if TYPE_CHECKING:
     # Type-only: infra/ is not in a job's code snapshot (CODE_PACKAGES).
@@ -101,11 +103,12 @@ def build_components(
         name="diabetes_train",
         version=version,
         display_name="Train",
-        description="Ridge regression; logs params, metrics, lineage and the model bundle to "
-        "the workspace's MLflow.",
+        description="Trains the model definition (MLOPS_MODEL_SPEC); logs params, metrics, "
+        "lineage and the model bundle to the workspace's MLflow.",
         inputs={
             "validated": Input(type=AssetTypes.URI_FOLDER),
-            "alpha": Input(type="number"),
+            # The definition's hyperparameters as NAME=VALUE[,NAME=VALUE...] (training.spec).
+            "params": Input(type="string"),
             "seed": Input(type="integer"),
             "test_size": Input(type="number"),
             "model_name": Input(type="string"),
@@ -114,7 +117,7 @@ def build_components(
         code=code,
         environment=environment,
         command=f"{ENTRYPOINT} train --validated ${{{{inputs.validated}}}} "
-        "--alpha ${{inputs.alpha}} --seed ${{inputs.seed}} --test-size ${{inputs.test_size}} "
+        "--params ${{inputs.params}} --seed ${{inputs.seed}} --test-size ${{inputs.test_size}} "
         "--model-name ${{inputs.model_name}} --output ${{outputs.run}}",
     )
     gate = CommandComponent(
@@ -157,6 +160,20 @@ def build_components(
     return TrainingComponents(validate, train, gate, register)
 
 
+def _with_spec(nodes: tuple[Any, ...], spec_name: str) -> None:
+    """Hand the model definition's name to every step (MLOPS_MODEL_SPEC)."""
+    for node in nodes:
+        node.environment_variables = {
+            **(node.environment_variables or {}),
+            SPEC_VARIABLE: spec_name,
+        }
+
+
+def format_params(values: Mapping[str, float]) -> str:
+    """Hyperparameters as the train step's `--params` reads them: `alpha=0.5,l1=0.1`."""
+    return ",".join(f"{name}={value!r}" for name, value in values.items())
+
+
 @dataclass(frozen=True)
 class PipelineSettings:
     """What one pipeline run trains and how the gate decides."""
@@ -191,22 +208,22 @@ def build_pipeline(
         None,
         name=PIPELINE_NAME,
         display_name="Diabetes: data tests, train, gate, register",
-        experiment_name=EXPERIMENT_NAME,
+        experiment_name=experiment_name(),
         default_compute=outputs.training_compute_name,
     )
     def diabetes_training(  # dsl reads these annotations: plain types only
         data: Input = None,  # type: ignore[assignment]
-        alpha: float = TrainingConfig.alpha,
+        params: str = "",
         seed: int = TrainingConfig.seed,
         test_size: float = TrainingConfig.test_size,
-        metric: str = GateConfig.metric,
+        metric: str = "",
         min_improvement: float = GateConfig.min_improvement,
         model_name: str = "",
     ) -> dict[str, Any]:
         validated = validate(data=data)
         trained = train(
             validated=validated.outputs.validated,
-            alpha=alpha,
+            params=params,
             seed=seed,
             test_size=test_size,
             model_name=model_name,
@@ -226,6 +243,9 @@ def build_pipeline(
             model_name=model_name,
             **registry,
         )
+        # Every step reads the same model definition (features, metrics, gate metric). No loop
+        # variable here: the dsl names each node after the local that holds it.
+        _with_spec((validated, trained, decided, registered), settings.training.spec.name)
         return {
             "run": trained.outputs.run,
             "decision": decided.outputs.decision,
@@ -238,7 +258,7 @@ def build_pipeline(
     )
     job: PipelineJob = diabetes_training(
         **data,
-        alpha=settings.training.alpha,
+        params=format_params(settings.training.hyperparameters),
         seed=settings.training.seed,
         test_size=settings.training.test_size,
         metric=settings.gate.metric,

@@ -16,7 +16,21 @@ from typing import Annotated
 import typer
 
 from pipelines.gate_summary import json_sibling
-from pipelines.settings import DEFAULT_MODEL_NAME, TargetName
+from pipelines.settings import TargetName
+from training.spec import DEFAULT_SPEC, ModelSpec, SpecError, current_spec, load_spec
+
+
+def _help_spec() -> ModelSpec:
+    """The definition the help describes (the default one if MLOPS_MODEL_SPEC is invalid: the
+    command itself then says so in one sentence)."""
+    try:
+        return current_spec()
+    except SpecError:
+        return load_spec(DEFAULT_SPEC)
+
+
+SPEC = _help_spec()
+
 
 Target = Annotated[
     TargetName,
@@ -31,7 +45,9 @@ DataPath = Annotated[
     Path | None,
     typer.Option(
         "--data",
-        help="CSV or Parquet file with the diabetes schema. [default: scikit-learn's bundled data]",
+        help=f"CSV or Parquet file with the columns of model {SPEC.name!r} "
+        f"({len(SPEC.features)} features and {SPEC.target.name!r}). "
+        f"[default: {SPEC.data_description}]",
         dir_okay=False,
     ),
 ]
@@ -44,16 +60,33 @@ ModelName = Annotated[
     typer.Option(
         "--model-name",
         envvar="MLOPS_MODEL_NAME",
-        help=f"Registered model name. [default: {DEFAULT_MODEL_NAME}]",
+        help=f"Registered model name. [default: {SPEC.model_name}]",
     ),
 ]
-# Defaults of training.model.TrainingConfig and pipelines.gate.GateConfig, shown in --help.
-DEFAULT_ALPHA, DEFAULT_SEED, DEFAULT_TEST_SIZE = "0.5", "42", "0.2"
-DEFAULT_METRIC, DEFAULT_MIN_IMPROVEMENT = "rmse", "0"
+# Defaults of training.model.TrainingConfig and pipelines.gate.GateConfig, shown in --help;
+# the hyperparameters and the gate metric are the model definition's (training.spec).
+DEFAULT_SEED, DEFAULT_TEST_SIZE = "42", "0.2"
+DEFAULT_MIN_IMPROVEMENT = "0"
 
+
+def _params_help(spec: ModelSpec) -> str:
+    listed = "; ".join(
+        f"{param.name}: {param.help} [default: {param.default:g}]" for param in spec.params
+    )
+    return f"A hyperparameter of model {spec.name!r} as NAME=VALUE, repeatable. {listed or 'none'}."
+
+
+Params = Annotated[
+    list[str] | None,
+    typer.Option("--param", metavar="NAME=VALUE", help=_params_help(SPEC)),
+]
 Alpha = Annotated[
     float | None,
-    typer.Option("--alpha", help=f"Ridge regularisation strength. [default: {DEFAULT_ALPHA}]"),
+    typer.Option(
+        "--alpha",
+        help="The diabetes example's Ridge regularisation strength: the same as "
+        f"--param alpha=A. [default: {load_spec(DEFAULT_SPEC).default_params()['alpha']:g}]",
+    ),
 ]
 Seed = Annotated[
     int | None,
@@ -68,7 +101,10 @@ TestSize = Annotated[
 ]
 Metric = Annotated[
     str | None,
-    typer.Option("--metric", help=f"Gate metric: rmse, mae or r2. [default: {DEFAULT_METRIC}]"),
+    typer.Option(
+        "--metric",
+        help=f"Gate metric: {', '.join(SPEC.metric_names)}. [default: {SPEC.gate_metric}]",
+    ),
 ]
 MinImprovement = Annotated[
     float | None,

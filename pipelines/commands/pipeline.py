@@ -16,6 +16,7 @@ from pipelines.commands.options import (
     Metric,
     MinImprovement,
     ModelName,
+    Params,
     Seed,
     SummaryFile,
     TestSize,
@@ -68,6 +69,7 @@ class OfflineCredential:
 def _settings(
     model_name: str | None,
     data: str | None,
+    params: list[str] | None,
     alpha: float | None,
     seed: int | None,
     test_size: float | None,
@@ -82,7 +84,7 @@ def _settings(
     return PipelineSettings(
         model_name=load_settings(model_name).model_name,
         data=data,
-        training=training_config(alpha, seed, test_size),
+        training=training_config(alpha, seed, test_size, params),
         gate=gate_config(metric, min_improvement),
         commit=git_commit(),
     )
@@ -140,7 +142,7 @@ def pipeline_validate(
 ) -> None:
     """Build the pipeline job and validate it offline with the SDK (no credentials needed)."""
     outputs, where = _offline_outputs(outputs_file)
-    settings = _settings(model_name, data, None, None, None, None, None)
+    settings = _settings(model_name, data, None, None, None, None, None, None)
     with tempfile.TemporaryDirectory() as scratch, console.status("Validating the pipeline…"):
         job = build_job(outputs, settings, Path(scratch))
         errors = validation_errors(job, outputs)
@@ -198,6 +200,7 @@ def pipeline_publish(model_name: ModelName = None) -> None:
 @pipeline_app.command("run")
 def pipeline_run(
     data: DataAsset = None,
+    params: Params = None,
     alpha: Alpha = None,
     seed: Seed = None,
     test_size: TestSize = None,
@@ -223,7 +226,7 @@ def pipeline_run(
     from pipelines.azure.outputs import StackFiles, describe
     from pipelines.settings import load_settings
 
-    settings = _settings(model_name, data, alpha, seed, test_size, metric, min_improvement)
+    settings = _settings(model_name, data, params, alpha, seed, test_size, metric, min_improvement)
     if local:
         decision, registered = run_local(replace(settings, shared_registry=False), model_name)
         _report(decision, registered, summary_file, release="release")

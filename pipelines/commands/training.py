@@ -1,4 +1,5 @@
-"""`mlops validate|train|evaluate|register|run`: the lifecycle's training side, one command each."""
+"""`mlops validate|profile|train|evaluate|register|run`: the lifecycle's training side, one
+command each."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pipelines.commands.options import (
     Metric,
     MinImprovement,
     ModelName,
+    Params,
     RunId,
     Seed,
     SummaryFile,
@@ -21,7 +23,7 @@ from pipelines.commands.options import (
     TargetName,
     TestSize,
 )
-from pipelines.console import console, mlops_command, step
+from pipelines.console import console, display_path, mlops_command, step
 from pipelines.errors import REJECTED_EXIT_CODE, MlopsError
 from pipelines.gate_summary import write_gate_summary
 
@@ -39,16 +41,37 @@ def validate(data: DataPath = None) -> None:
     console.print(f"  {len(frame)} rows passed every rule")
 
 
+def profile(data: DataPath = None) -> None:
+    """Write the data tests' reference profile from data you trust (the definition's columns)."""
+    from training.data import DataError, load_data
+    from training.spec import SpecError, current_spec
+    from training.validation import write_profile
+
+    try:
+        spec = current_spec()
+        with step(f"Reference profile of model {spec.name!r}"):
+            frame = load_data(data, spec)
+            path = write_profile(frame, spec)
+    except (DataError, SpecError) as error:
+        raise MlopsError(str(error)) from error
+    source = display_path(data) if data else spec.data_description
+    console.print(
+        f"  {len(frame)} rows of {source} profiled into training/profiles/{path.name}; the "
+        "data tests now compare new data with it"
+    )
+
+
 def train(
     data: DataPath = None,
+    params: Params = None,
     alpha: Alpha = None,
     seed: Seed = None,
     test_size: TestSize = None,
     model_name: ModelName = None,
     target: Target = TargetName.local,
 ) -> None:
-    """Data tests, then train the ridge model and log the run (params, metrics, lineage)."""
-    config = configs.training_config(alpha, seed, test_size)
+    """Data tests, then train the model definition and log the run (params, metrics, lineage)."""
+    config = configs.training_config(alpha, seed, test_size, params)
     tracking = connect.tracking_for(target, model_name)
     outcome = lifecycle.train_model(tracking, config, data)
     console.print(f"  run id {outcome.run_id}; next: mlops evaluate --run-id {outcome.run_id}")
@@ -84,6 +107,7 @@ def register(
 
 def run(
     data: DataPath = None,
+    params: Params = None,
     alpha: Alpha = None,
     seed: Seed = None,
     test_size: TestSize = None,
@@ -115,7 +139,8 @@ def run(
                 f"{data}; upload it as one, or pass a cloud URI to `mlops pipeline run --data`"
             )
         pipeline_run(
-            data=str(data) if data else None, alpha=alpha, seed=seed, test_size=test_size,
+            data=str(data) if data else None, params=params, alpha=alpha, seed=seed,
+            test_size=test_size,
             metric=metric, min_improvement=min_improvement, fail_on_reject=fail_on_reject,
             summary_file=summary_file, wait=True, model_name=model_name,
         )  # fmt: skip
@@ -125,7 +150,7 @@ def run(
     tracking = connect.tracking_for(target, model_name)
     result = lifecycle.lifecycle(
         tracking,
-        configs.training_config(alpha, seed, test_size),
+        configs.training_config(alpha, seed, test_size, params),
         configs.gate_config(metric, min_improvement),
         data,
         serving=(lambda: connect.serving_target(target, model_name)[1]) if release else None,
@@ -151,6 +176,6 @@ def summary(tracking: Tracking, result: LifecycleResult) -> None:
     for endpoint, description in (deployed or {}).items():
         table.add_row(f"endpoint {endpoint}", description)
     if deployed:
-        table.add_row("call it", mlops_command(lifecycle.INVOKE_EXAMPLE))
+        table.add_row("call it", mlops_command(lifecycle.invoke_example()))
     table.add_row("MLflow UI", "make mlflow-ui  →  http://127.0.0.1:5000")
     console.print(table)

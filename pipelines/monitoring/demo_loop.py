@@ -57,11 +57,17 @@ class LoopResult:
 
 
 def shifted_population(rows: int, seed: int = SEED) -> pd.DataFrame:
-    """Patients with a BMI above the median, drawn with replacement."""
-    from training.data import bundled_diabetes
+    """Rows above the median of the definition's drift feature (diabetes: BMI, heavier
+    patients), drawn with replacement."""
+    from training.data import bundled_data
+    from training.spec import current_spec
 
-    data = bundled_diabetes()
-    heavy = data[data["bmi"] > data["bmi"].median()].reset_index(drop=True)
+    spec = current_spec()
+    column = spec.demo_drift_feature
+    if column is None:
+        raise MlopsError(f"model definition {spec.name!r} names no demo_drift_feature")
+    data = bundled_data(spec)
+    heavy = data[data[column] > data[column].median()].reset_index(drop=True)
     picked = np.random.default_rng(seed).integers(0, len(heavy), rows)
     return heavy.iloc[picked].reset_index(drop=True)
 
@@ -70,7 +76,9 @@ def send_traffic(local: LocalTarget, rows: pd.DataFrame, prefix: str) -> list[st
     """Score the rows on the production endpoint; returns each row's correlation id."""
     from pipelines.release.plan import PROD_ENDPOINT
     from scoring.collection import row_ids
-    from training.data import FEATURES
+    from training.spec import current_spec
+
+    features = list(current_spec().feature_names)
 
     client = local.running_client(PROD_ENDPOINT)
     ids: list[str] = []
@@ -78,7 +86,7 @@ def send_traffic(local: LocalTarget, rows: pd.DataFrame, prefix: str) -> list[st
         chunk = rows.iloc[start : start + REQUEST_ROWS]
         request_id = f"{prefix}-{start // REQUEST_ROWS}"
         caller = replace(client, headers=client.headers | {"x-request-id": request_id})
-        response = caller.score({"data": chunk.loc[:, list(FEATURES)].to_numpy().tolist()})
+        response = caller.score({"data": chunk.loc[:, features].to_numpy().tolist()})
         if response.status_code != 200:
             raise MlopsError(
                 f"the production endpoint answered {response.status_code} to demo traffic: "
@@ -132,8 +140,9 @@ def run_loop(
     from pipelines.monitoring.store import local_store
     from pipelines.release.plan import PROD_ENDPOINT
     from pipelines.steps import DataValidationError
-    from training.data import TARGET
+    from training.spec import current_spec
 
+    TARGET = current_spec().target.name
     store = local_store(settings)
     rows = shifted_population(THRESHOLDS.min_rows)
     deployment = served(local, store, PROD_ENDPOINT, None).deployment

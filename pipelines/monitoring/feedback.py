@@ -117,18 +117,21 @@ def feedback(
 ) -> Feedback:
     """Join the labels with the window's inputs; store the serving model's data plus the rows."""
     from pipelines.monitoring.monitor import reference_data, served
-    from training.data import COLUMNS, FEATURES
+    from training.spec import current_spec
+
+    spec = current_spec()
 
     labels = read_labels(labels_path)  # a malformed file fails before any blob is touched
     mirror_local_capture(settings.collected_dir, store)
     target = served(local, store, endpoint, deployment)
     inputs = collection_frame(
-        store, target.endpoint, target.deployment, layout.INPUTS, window, list(FEATURES)
+        store, target.endpoint, target.deployment, layout.INPUTS, window, list(spec.feature_names)
     )
     checked = check_labels(labels, inputs["correlationid"].value_counts(), labels_path)
     rows = checked.merge(inputs, on="correlationid", how="left")
     base, source = reference_data(tracking, target.version)
-    table = pd.concat([base.loc[:, list(COLUMNS)], rows.loc[:, list(COLUMNS)]], ignore_index=True)
+    columns = list(spec.columns)
+    table = pd.concat([base.loc[:, columns], rows.loc[:, columns]], ignore_index=True)
     lineage = {
         "created": datetime.now(UTC).isoformat(),
         "base": source,

@@ -85,19 +85,21 @@ def served(local: LocalTarget, store: BlobStore, endpoint: str, deployment: str 
 def reference_data(tracking: Tracking, version: RegisteredVersion) -> tuple[pd.DataFrame, str]:
     """The data the version was trained on (from its run's lineage), checked by fingerprint."""
     from pipelines.registry import TAG_DATA
-    from pipelines.steps import DATA_SOURCE_PARAM, load_table
+    from pipelines.steps import DATA_SOURCE_PARAM, load_table, run_spec
     from training.data import fingerprint
 
-    params = tracking.client.get_run(version.run_id).data.params
+    run = tracking.client.get_run(version.run_id)
+    spec = run_spec(run)
+    params = run.data.params
     source = params.get(DATA_SOURCE_PARAM, "bundled")
-    frame = load_table(None if source == "bundled" else Path(source))
+    frame = load_table(None if source == "bundled" else Path(source), spec)
     expected = version.tags.get(TAG_DATA)
     if expected and fingerprint(frame) != expected:
         raise MlopsError(
             f"the training data of {version.ref} ({source}) has changed since it was trained; "
             "restore it, or monitor against a model trained on the current data"
         )
-    label = "the bundled diabetes data" if source == "bundled" else source
+    label = spec.data_description if source == "bundled" else source
     return frame, label
 
 
@@ -139,11 +141,11 @@ def monitor(
     report_dir: Path,
 ) -> MonitorRun:
     """Copy the local capture to the store, read the window, evaluate, write the report."""
-    from training.data import FEATURES
+    from training.spec import current_spec
 
     mirror_local_capture(settings.collected_dir, store)
     target = served(local, store, endpoint, deployment)
-    features = list(FEATURES)
+    features = list(current_spec().feature_names)
     production = production_window(store, target, window, features)
     reference, label = reference_data(tracking, target.version)
     reference = reference.assign(

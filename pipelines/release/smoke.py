@@ -77,11 +77,26 @@ class SmokeReport:
         }
 
 
-def predictions_match(served: list[float], golden: list[float]) -> bool:
-    """Same length and every value within the relative tolerance."""
-    return len(served) == len(golden) and all(
-        math.isclose(s, g, rel_tol=GOLDEN_TOLERANCE, abs_tol=GOLDEN_TOLERANCE)
-        for s, g in zip(served, golden, strict=True)
+def _flat(values: Any) -> list[Any] | None:
+    """A regressor's values, or a classifier's rows of probabilities, as one flat list."""
+    if not isinstance(values, list):
+        return None
+    flat: list[Any] = []
+    for value in values:
+        flat.extend(value if isinstance(value, list) else [value])
+    return flat
+
+
+def predictions_match(served: Any, golden: Any) -> bool:
+    """Same shape (a value, or a list of class probabilities, per row) and every value within
+    the relative tolerance."""
+    flat_served, flat_golden = _flat(served), _flat(golden)
+    if flat_served is None or flat_golden is None or len(served) != len(golden):
+        return False
+    return len(flat_served) == len(flat_golden) and all(
+        isinstance(s, int | float)
+        and math.isclose(s, g, rel_tol=GOLDEN_TOLERANCE, abs_tol=GOLDEN_TOLERANCE)
+        for s, g in zip(flat_served, flat_golden, strict=True)
     )
 
 
@@ -96,7 +111,28 @@ def _check_health(client: ScoringClient) -> Check:
     )
 
 
-def _check_openapi(client: ScoringClient) -> Check:
+def _spec_features(spec: dict[str, Any]) -> list[Any] | None:
+    """The `x-features` the served spec declares (Swagger 2 or OpenAPI 3 layout)."""
+    definitions = spec.get("definitions") or spec.get("components", {}).get("schemas", {})
+    try:
+        features = definitions["ServiceInput"]["properties"]["data"]["items"]["x-features"]
+    except (KeyError, TypeError):
+        return None
+    return features if isinstance(features, list) else None
+
+
+def _openapi_check(golden: dict[str, Any]) -> Callable[[ScoringClient], Check]:
+    width = len(golden["rows"][0]) if golden.get("rows") else None
+
+    def check(client: ScoringClient) -> Check:
+        return _check_openapi(client, width)
+
+    return check
+
+
+def _check_openapi(client: ScoringClient, width: int | None = None) -> Check:
+    """The spec is served, documents /score and, given the model's row width, declares as
+    many features as the registered model takes (the spec is written from its bundle)."""
     response = httpx.get(
         client.base_url + client.swagger_path,
         headers=client.auth_headers(),
@@ -109,13 +145,22 @@ def _check_openapi(client: ScoringClient) -> Check:
             "openapi", False, f"GET {client.swagger_path} → {response.status_code}, not JSON"
         )
     has_score = isinstance(spec, dict) and client.score_path in spec.get("paths", {})
-    return Check(
-        "openapi",
-        response.status_code == 200 and has_score,
+    detail = (
         f"GET {client.swagger_path} → {response.status_code}, "
         + ("documents " if has_score else "does not document ")
-        + client.score_path,
+        + client.score_path
     )
+    features = _spec_features(spec) if has_score else None
+    ok = response.status_code == 200 and has_score
+    if ok and width is not None:
+        ok = features is not None and len(features) == width
+        detail += (
+            f" with the model's {width} features"
+            if ok
+            else f", but declares {len(features) if features else 'no'} features; the model "
+            f"takes {width}"
+        )
+    return Check("openapi", ok, detail)
 
 
 def _golden_check(golden: dict[str, Any]) -> Callable[[ScoringClient], Check]:
@@ -154,21 +199,25 @@ def _check_bad_request(client: ScoringClient) -> Check:
     )
 
 
-def _check_auth(client: ScoringClient) -> Check:
-    response = client.score({"data": [[0.0] * 10]}, authenticated=False)
-    return Check("auth", response.status_code == 401, f"no key → {response.status_code}")
+def _auth_check(golden: dict[str, Any]) -> Callable[[ScoringClient], Check]:
+    def check(client: ScoringClient) -> Check:
+        # A valid body (the model's own golden rows): only the missing key is wrong.
+        response = client.score({"data": golden["rows"][:1]}, authenticated=False)
+        return Check("auth", response.status_code == 401, f"no key → {response.status_code}")
+
+    return check
 
 
 def smoke_test(target: str, client: ScoringClient, golden: dict[str, Any]) -> SmokeReport:
     """Run every check; a connection failure fails that check, it doesn't crash the release."""
     checks: list[Callable[[ScoringClient], Check]] = [
         _check_health,
-        _check_openapi,
+        _openapi_check(golden),
         _golden_check(golden),
         _check_bad_request,
     ]
     if client.key:
-        checks.append(_check_auth)
+        checks.append(_auth_check(golden))
     results = []
     for check in checks:
         try:

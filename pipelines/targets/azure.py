@@ -42,7 +42,6 @@ from pipelines.release.smoke import ScoringClient
 from pipelines.settings import Settings
 
 DEPLOYMENT_HEADER = "azureml-model-deployment"
-PROBE_ROWS: list[list[float]] = [[0.0] * 10]
 _SERVER_ERROR_MARKERS = ("Traceback (most recent call last)", " status=5")
 
 Progress = Callable[[str], None]
@@ -165,7 +164,9 @@ class AzureTarget:
     progress: Progress = lambda _: None
     sleep: Callable[[float], None] = time.sleep
     name: str = "azure"
-    _golden_rows: list[list[float]] = field(default_factory=lambda: PROBE_ROWS)
+    # The rows of the version being rolled out (its golden sample: rows the model's contract
+    # accepts), sent by the error-rate probe; set by deploy().
+    _golden_rows: list[list[float]] = field(default_factory=list)
     _rolling: str | None = None  # the deployment this release is rolling out
     _split: dict[str, int] = field(default_factory=dict)  # the split set last
 
@@ -215,7 +216,7 @@ class AzureTarget:
         """QA: roll the container group's image. Production: create a blue/green deployment."""
         from pipelines.azure.image import ensure_image
 
-        self._golden_rows = list(self.registry.golden(version)["rows"]) or PROBE_ROWS
+        self._golden_rows = list(self.registry.golden(version)["rows"])
         outputs = self.outputs(endpoint)
         with tempfile.TemporaryDirectory() as scratch:
             self.progress(f"image for {version.ref} in {outputs.acr_name}")
@@ -247,9 +248,16 @@ class AzureTarget:
             kubernetes_deployment,
             managed_deployment,
         )
+        from pipelines.scoring_env import write_api_specs
 
         endpoint = self._endpoint(outputs)
         code = code_snapshot(scratch / "code", SCORING_PACKAGES)
+        # The server reads swagger*.json from AML_APP_ROOT, which Azure ML sets to the root of
+        # the uploaded code folder (an online deployment's returned environment_variables show
+        # "AML_APP_ROOT": "/var/azureml-app/<code folder>"; example in ansible-collections/
+        # azure, plugins/modules/azure_rm_mlonlinedeployment.py). Written from the bundle's
+        # contract, as the local server and the image do.
+        write_api_specs(self.registry.download(version, scratch / "api-model"), code)
         serving = ServingSettings()
         if is_kubernetes(endpoint):
             if self.rollout.mirror_percent:
@@ -361,6 +369,11 @@ class AzureTarget:
         self._check_error_rate(endpoint)
 
     def _check_error_rate(self, endpoint: str) -> None:
+        if not self._golden_rows:
+            raise MlopsError(
+                f"no golden rows to probe endpoint {endpoint} with; deploy a version before "
+                "shifting traffic to it"
+            )
         requests = self.rollout.probe_requests
         # Unpinned: the router spreads these over the split, old and new deployment alike.
         failures, first = probe(self._online_client(endpoint), self._golden_rows, requests)

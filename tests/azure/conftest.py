@@ -97,7 +97,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     tracking = AzureTracking(settings, shared, REGISTRY, source="dev/test")  # type: ignore[arg-type]
     versions = []
     for alpha in (0.5, 0.1):
-        run_id = train(tracking, TrainingConfig(alpha=alpha), None).run_id
+        run_id = train(tracking, TrainingConfig({"alpha": alpha}), None).run_id
         evaluate(tracking, run_id, GateConfig(min_improvement=-1e9))
         versions.append(register(tracking, run_id))
     goldens = {v.ref: tracking.registry.golden(v) for v in versions}

@@ -377,16 +377,24 @@ class FakeHttp:
     def _serve(
         self, model: str, behaviour: Behaviour, method: str, path: str, body: Any
     ) -> httpx.Response:
+        golden = self.goldens[model]
+        width = len(golden["rows"][0])
         if path.endswith("/swagger.json"):
-            return self._json(200, {"paths": {"/score": {}}})
+            # As the real server serves the spec written from the bundle's contract.
+            features = [f"feature_{index}" for index in range(width)]
+            data = {"type": "array", "items": {"type": "array", "x-features": features}}
+            spec = {
+                "paths": {"/score": {}},
+                "definitions": {"ServiceInput": {"properties": {"data": data}}},
+            }
+            return self._json(200, spec)
         if method == "GET":
             return self._json(200, {"status": "Healthy"})
         if behaviour.mode == "error":
             return self._json(500, {"message": "internal error"})
         rows = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(rows, list) or any(len(row) != 10 for row in rows):
-            return self._json(400, {"message": "each row needs 10 numbers"})
-        golden = self.goldens[model]
+        if not isinstance(rows, list) or any(len(row) != width for row in rows):
+            return self._json(400, {"message": f"each row needs {width} numbers"})
         known = rows == golden["rows"]
         predictions = list(golden["predictions"]) if known else [0.0] * len(rows)
         if behaviour.mode == "wrong":

@@ -288,6 +288,9 @@ def test_package_locally_assembles_the_build_context(
     assert (out / "Dockerfile").read_text() == "FROM scratch\n"
     assert (out / "scoring" / "score.py").is_file()
     assert (out / "model" / MODEL / "2" / "manifest.json").is_file()
+    spec = json.loads((out / "scoring" / "swagger3.json").read_text())
+    data = spec["components"]["schemas"]["ServiceInput"]["properties"]["data"]
+    assert len(data["items"]["x-features"]) == data["items"]["maxItems"]
     meta = json.loads((out / "model.json").read_text())
     assert meta == {"name": MODEL, "version": "2", "model_sha256": world.store.v2.digest}
 
@@ -338,7 +341,8 @@ def test_run_on_azure_submits_the_training_pipeline(
     assert code == 0, text
     assert calls == [
         {
-            "data": "azureml:diabetes:2", "alpha": 0.3, "seed": None, "test_size": None,
+            "data": "azureml:diabetes:2", "params": None, "alpha": 0.3, "seed": None,
+            "test_size": None,
             "metric": None, "min_improvement": None, "fail_on_reject": True,
             "summary_file": summary, "wait": True, "model_name": None,
         }

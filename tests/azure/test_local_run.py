@@ -70,8 +70,8 @@ def test_nodes_run_after_what_they_read_with_the_pipeline_inputs_bound(job) -> N
     assert [n.name for n in nodes] == ["validated", "trained", "decided", "registered"]
     trained, decided, registered = nodes[1], nodes[2], nodes[3]
     assert trained.inputs["validated"] == Upstream("validated", "validated")
-    assert trained.inputs["alpha"] == 0.5 and trained.inputs["model_name"] == "m"
-    assert trained.environment_variables == {"GIT_COMMIT": "abc"}
+    assert trained.inputs["params"] == "alpha=0.5" and trained.inputs["model_name"] == "m"
+    assert trained.environment_variables == {"GIT_COMMIT": "abc", "MLOPS_MODEL_SPEC": "diabetes"}
     assert registered.inputs["decision"] == Upstream("decided", "decision")
     assert nodes[0].inputs["data"] is None  # no --data: the bundled data set
     # The local run binds no shared registry: the steps use the tracking server's own.

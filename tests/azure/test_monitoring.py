@@ -7,7 +7,8 @@ from typing import Any
 
 from pipelines.azure.monitoring import MONITOR_NAME, monitor_schedule, signal_names
 from pipelines.monitoring.thresholds import THRESHOLDS, DriftMetric
-from training.data import FEATURES, TARGET
+from tests.bundles import DIABETES_FEATURES as FEATURES
+from tests.bundles import DIABETES_TARGET as TARGET
 
 
 def rest(thresholds=THRESHOLDS) -> dict[str, Any]:  # type: ignore[no-untyped-def]

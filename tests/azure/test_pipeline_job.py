@@ -19,7 +19,7 @@ from pipelines.azure.pipeline_job import (
 )
 from pipelines.commands.pipeline import build_job, validation_errors
 from pipelines.gate import GateConfig
-from pipelines.settings import EXPERIMENT_NAME
+from pipelines.settings import experiment_name
 from training.model import TrainingConfig
 
 
@@ -45,7 +45,7 @@ def test_components(components: TrainingComponents, code: Path) -> None:
     assert validate["inputs"]["data"] == {"type": "uri_file", "optional": True}
     assert "$[[--data ${{inputs.data}}]]" in validate["command"]
     train = components.train._to_dict()
-    assert set(train["inputs"]) == {"validated", "alpha", "seed", "test_size", "model_name"}
+    assert set(train["inputs"]) == {"validated", "params", "seed", "test_size", "model_name"}
     assert train["outputs"]["run"]["type"] == "uri_folder"
     gate = components.gate._to_dict()
     assert "--min-improvement ${{inputs.min_improvement}}" in gate["command"]
@@ -66,16 +66,16 @@ def test_pipeline_wiring(components: TrainingComponents, dev: StackOutputs) -> N
     settings = PipelineSettings(
         model_name="diabetes-ridge",
         data="azureml:diabetes:3",
-        training=TrainingConfig(alpha=0.3, seed=7),
+        training=TrainingConfig({"alpha": 0.3}, seed=7),
         gate=GateConfig(metric="mae", min_improvement=0.5),
         commit="0123abc",
     )
     job = build_pipeline(components, dev, settings)
     data = job._to_dict()
-    assert data["experiment_name"] == EXPERIMENT_NAME
+    assert data["experiment_name"] == experiment_name() == "diabetes-ridge"
     assert data["settings"]["default_compute"] == "azureml:cpu-cluster"
     assert data["inputs"]["data"] == {"type": "uri_file", "path": "azureml:diabetes:3"}
-    assert data["inputs"]["alpha"] == 0.3 and data["inputs"]["metric"] == "mae"
+    assert data["inputs"]["params"] == "alpha=0.3" and data["inputs"]["metric"] == "mae"
     jobs = data["jobs"]
     assert list(jobs) == ["validated", "trained", "decided", "registered"]
     assert jobs["validated"]["inputs"]["data"]["path"] == "${{parent.inputs.data}}"
@@ -88,10 +88,16 @@ def test_pipeline_wiring(components: TrainingComponents, dev: StackOutputs) -> N
     )
     assert jobs["decided"]["inputs"]["registry_name"] == "mlops-registry-t3mpl"
     # The cluster's code snapshot has no .git: the commit travels to the training step.
-    assert jobs["trained"]["environment_variables"] == {"GIT_COMMIT": "0123abc"}
+    assert jobs["trained"]["environment_variables"] == {
+        "GIT_COMMIT": "0123abc",
+        "MLOPS_MODEL_SPEC": "diabetes",
+    }
+    # Every step reads the same model definition.
+    for name in ("validated", "decided", "registered"):
+        assert jobs[name]["environment_variables"] == {"MLOPS_MODEL_SPEC": "diabetes"}
     assert set(data["outputs"]) == {"run", "decision", "registered"}
     rest = job._to_rest_object()
-    assert rest.properties.experiment_name == EXPERIMENT_NAME
+    assert rest.properties.experiment_name == experiment_name()
 
 
 def test_validate_passes_offline(dev: StackOutputs, tmp_path: Path) -> None:
@@ -109,8 +115,8 @@ def test_broken_wiring_fails_validation(components: TrainingComponents, dev: Sta
     @dsl.pipeline(None, name="broken", default_compute=dev.training_compute_name)
     def broken() -> dict[str, Any]:
         validated = validate()
-        trained = train(validated=validated.outputs.validated, alpha=0.5, seed=1, test_size=0.2,
-                        model_name="m")  # fmt: skip
+        trained = train(validated=validated.outputs.validated, params="alpha=0.5", seed=1,
+                        test_size=0.2, model_name="m")  # fmt: skip
         # The decision is never passed to registration.
         registered = register(run=trained.outputs.run, model_name="m")
         return {"registered": registered.outputs.registered}

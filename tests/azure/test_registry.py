@@ -84,7 +84,7 @@ def test_download_verifies_the_registered_digest(world: World, tmp_path: Path) -
     stored = world.clients.shared.versions[(MODEL, "1")]
     tampered = tmp_path / "tampered" / Path(stored.path).name
     shutil.copytree(stored.path, tampered)
-    (tampered / "linear_model.json").write_text("{}")
+    (tampered / "fast_path.json").write_text("{}")
     stored.path = str(tampered)
     with pytest.raises(MlopsError, match="failed its integrity check"):
         registry.download(version, tmp_path / "bad")

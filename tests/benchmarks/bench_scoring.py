@@ -53,7 +53,15 @@ from pipelines.scoring_env import (
     stop_process,
     wait_healthy,
 )
-from scoring.schema import EXAMPLE_ROW
+from training.data import bundled_data
+from training.spec import load_spec
+
+# The benchmark serves the diabetes example (the reference script is a diabetes ridge model):
+# its first row of data is the request row.
+_DIABETES = load_spec("diabetes")
+EXAMPLE_ROW = tuple(
+    float(value) for value in bundled_data(_DIABETES).loc[0, list(_DIABETES.feature_names)]
+)
 
 BASELINE_SCRIPT = REPO_ROOT / "tests" / "benchmarks" / "baseline" / "score.py"
 OUR_SCRIPT = REPO_ROOT / "scoring" / "score.py"

@@ -104,13 +104,15 @@ def build_bundle(dest: Path) -> str:
     """Train the model on the bundled data and write its bundle, as the training step does;
     returns the bundle digest."""
     from training.bundle import write_bundle
-    from training.data import bundled_diabetes
+    from training.data import bundled_data
     from training.model import TrainingConfig, golden_sample, split_data, train_model
+    from training.spec import load_spec
 
-    config = TrainingConfig()
-    split = split_data(bundled_diabetes(), config)
+    spec = load_spec("diabetes")  # the benchmarks serve the diabetes example
+    config = TrainingConfig(spec=spec)
+    split = split_data(bundled_data(spec), config)
     model = train_model(split.x_train, split.y_train, config)
-    return write_bundle(model, dest, golden_sample(model, split, config))
+    return write_bundle(model, dest, golden_sample(model, split, config), spec)
 
 
 def missed(rows: list[Row]) -> list[str]:

@@ -11,7 +11,8 @@ from scipy.stats import ks_2samp, wasserstein_distance
 
 from pipelines.monitoring import drift
 from pipelines.monitoring.thresholds import THRESHOLDS, DriftMetric, Thresholds, breaches
-from training.data import FEATURES, bundled_diabetes
+from tests.bundles import DIABETES_FEATURES as FEATURES
+from tests.bundles import diabetes_data as bundled_diabetes
 
 REF = np.array([0.0, 0.0, 1.0, 1.0])
 PROD = np.array([0.0, 0.0, 0.0, 0.0])

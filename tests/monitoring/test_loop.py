@@ -23,7 +23,9 @@ from pipelines.settings import Settings, load_settings
 from pipelines.steps import Tracking, evaluate, register, train
 from pipelines.targets.local import process_alive
 from scoring.collection import CaptureFileHandler, row_ids
-from training.data import FEATURES, TARGET, bundled_diabetes
+from tests.bundles import DIABETES_FEATURES as FEATURES
+from tests.bundles import DIABETES_TARGET as TARGET
+from tests.bundles import diabetes_data as bundled_diabetes
 from training.model import TrainingConfig
 
 CLI = Callable[..., tuple[int, str]]

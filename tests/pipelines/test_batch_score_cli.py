@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from training.data import bundled_diabetes
+from tests.bundles import diabetes_data as bundled_diabetes
 
 
 def test_batch_score_writes_the_file_and_a_summary(mlops, tmp_path: Path, monkeypatch) -> None:
@@ -33,5 +33,5 @@ def test_batch_score_writes_the_file_and_a_summary(mlops, tmp_path: Path, monkey
     (inputs / "zz.csv").write_text("age\n1\n")
     code, out = mlops("batch-score", "--input", str(inputs), "--output", str(output))
     assert code != 0
-    assert "zz.csv: the columns must be exactly the features" in out
+    assert "zz.csv: the columns must be exactly the model's 10 features" in out
     assert len(pd.read_parquet(output)) == 452  # the previous output is untouched

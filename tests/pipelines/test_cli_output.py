@@ -90,7 +90,7 @@ def test_help_shows_every_default(path: tuple[str, ...]) -> None:
 @pytest.mark.parametrize(
     ("path", "defaults"),
     [
-        (("train",), ["0.5", "42", "0.2", "scikit-learn's bundled data", "diabetes-ridge"]),
+        (("train",), ["0.5", "42", "0.2", "the bundled diabetes data", "diabetes-ridge"]),
         (("evaluate",), ["the latest training run", "rmse", "0, a tie passes", "local"]),
         (("run",), ["rmse", "0, a tie passes", "0.5", "release"]),
         (("serve",), ["8123"]),
@@ -116,11 +116,14 @@ def test_help_defaults_are_the_real_ones() -> None:
     from training.model import TrainingConfig
 
     training, gate = TrainingConfig(), GateConfig()
-    assert float(options.DEFAULT_ALPHA) == training.alpha
     assert int(options.DEFAULT_SEED) == training.seed
     assert float(options.DEFAULT_TEST_SIZE) == training.test_size
-    assert gate.metric == options.DEFAULT_METRIC
     assert float(options.DEFAULT_MIN_IMPROVEMENT) == gate.min_improvement
+    # The hyperparameters and the gate metric are the definition's, named in the help.
+    shown = help_options(("run",))
+    assert f"[default: {gate.metric}]" in shown["--metric"]
+    for name, value in training.hyperparameters.items():
+        assert f"{name}: " in shown["--param"] and f"[default: {value:g}]" in shown["--param"]
 
 
 # -- output that is not a terminal ---------------------------------------------------------

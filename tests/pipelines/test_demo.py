@@ -5,7 +5,7 @@ import pytest
 from pipelines.console import console
 from pipelines.demo import REPLAY, print_summary
 from pipelines.gate import GateConfig, decide, reject_identical
-from pipelines.lifecycle import INVOKE_EXAMPLE, LifecycleResult
+from pipelines.lifecycle import LifecycleResult, invoke_example
 from pipelines.registry import RegisteredVersion
 
 V2 = RegisteredVersion(
@@ -59,7 +59,7 @@ def test_kept_endpoints_show_where_they_serve_and_how_to_call_them(capsys) -> No
     lines = summary(capsys, keep_serving=True)
     text = "\n".join(lines)
     assert "endpoint prod green: diabetes-ridge:2 at http://127.0.0.1:41315 (100%)" in lines
-    invoke = " ".join(INVOKE_EXAMPLE.split())
+    invoke = " ".join(invoke_example().split())
     assert lines[row(lines, "call it")] == f"call it uv run mlops {invoke}"
     assert "stopped" not in text and "serve production" not in text
     assert "replay from scratch" not in text

@@ -84,7 +84,7 @@ def test_unscorable_is_an_error_never_a_pass(bad) -> None:
 
 def test_invalid_config() -> None:
     with pytest.raises(GateError, match="unknown gate metric"):
-        GateConfig(metric="accuracy")
+        GateConfig(metric="f1")
     with pytest.raises(GateError):
         GateConfig(min_improvement=math.nan)
 

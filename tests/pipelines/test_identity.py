@@ -17,10 +17,10 @@ from pipelines.errors import MlopsError
 from pipelines.gate import GateConfig, is_identical
 from pipelines.registry import RegisteredVersion
 from pipelines.steps import Tracking, evaluate, git_commit, register, train
-from training.data import bundled_diabetes
+from tests.bundles import diabetes_data as bundled_diabetes
 from training.model import TrainingConfig
 
-TUNED = TrainingConfig(alpha=0.1)
+TUNED = TrainingConfig({"alpha": 0.1})
 IDENTICAL_TO_V1 = (
     "identical to production model diabetes-ridge:1: same data, parameters and code; "
     "nothing to register"
@@ -88,7 +88,7 @@ def test_a_candidate_that_differs_in_any_lineage_is_gated_on_its_score(
     elif change == "unknown-commit":
         pin_commit("unknown")  # no git: the code cannot be compared, so never identical
     elif change == "parameters":
-        config = TrainingConfig(alpha=0.1, golden_rows=6)  # the same fit, other parameters
+        config = TrainingConfig({"alpha": 0.1}, golden_rows=6)  # the same fit, other parameters
     else:
         data = tmp_path / "subset.parquet"
         bundled_diabetes().sample(frac=0.9, random_state=3).to_parquet(data)

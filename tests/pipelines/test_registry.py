@@ -13,8 +13,8 @@ from scoring.model_bundle import verify_bundle
 from training.model import TrainingConfig
 
 
-def train_and_gate(tracking: Tracking, **config: float) -> str:
-    outcome = train(tracking, TrainingConfig(**config), None)
+def train_and_gate(tracking: Tracking, **params: float) -> str:
+    outcome = train(tracking, TrainingConfig(params), None)
     evaluate(tracking, outcome.run_id, GateConfig())
     return outcome.run_id
 
@@ -38,9 +38,12 @@ def test_register_load_verify_round_trip(tracking: Tracking, tmp_path: Path) -> 
         "metric.mae",
         "metric.r2",
         "gate.decision",
+        "serving_path",
+        "model_spec",
     ):
         assert version.tags.get(tag), tag
     assert version.tags["gate.decision"] == "passed"
+    assert (version.tags["serving_path"], version.tags["model_spec"]) == ("numpy", "diabetes")
     local = tracking.registry.download(version, tmp_path / "dl")
     assert verify_bundle(local) == version.digest
     # The golden sample is a file of the bundle, covered by the manifest; the tag is its digest.
@@ -55,17 +58,17 @@ def test_tampered_artifact_is_a_clear_error(
 ) -> None:
     run_id = train_and_gate(tracking)
     version = register(tracking, run_id)
-    linear = stored_bundle(state_dir, run_id) / "linear_model.json"
-    spec = json.loads(linear.read_text())
+    fast = stored_bundle(state_dir, run_id) / "fast_path.json"
+    spec = json.loads(fast.read_text())
     spec["intercept"] += 1
-    linear.write_text(json.dumps(spec))
+    fast.write_text(json.dumps(spec))
     with pytest.raises(
-        MlopsError, match=r"diabetes-ridge:1 failed its integrity check .*linear_model"
+        MlopsError, match=r"diabetes-ridge:1 failed its integrity check .*fast_path"
     ) as raised:
         tracking.registry.download(version, tmp_path / "dl")
     # The download folder may be temporary: the message names the file, not the folder.
     assert str(tmp_path) not in str(raised.value)
-    assert "linear_model.json in the bundle does not match" in str(raised.value)
+    assert "fast_path.json in the bundle does not match" in str(raised.value)
 
 
 def test_rejected_candidate_is_never_registered(tracking: Tracking) -> None:
@@ -97,7 +100,7 @@ def test_gate_errors_when_production_cannot_be_loaded(tracking: Tracking, state_
     first_run = train_and_gate(tracking)
     tracking.registry.set_production(register(tracking, first_run))
     (stored_bundle(state_dir, first_run) / "model.pkl").write_bytes(b"tampered")
-    candidate = train(tracking, TrainingConfig(alpha=0.1), None)
+    candidate = train(tracking, TrainingConfig({"alpha": 0.1}), None)
     with pytest.raises(MlopsError, match="failed its integrity check"):
         evaluate(tracking, candidate.run_id, GateConfig())
     assert "gate.decision" not in tracking.client.get_run(candidate.run_id).data.tags
@@ -105,7 +108,7 @@ def test_gate_errors_when_production_cannot_be_loaded(tracking: Tracking, state_
 
 def test_gate_scores_production_on_the_candidates_holdout(tracking: Tracking) -> None:
     tracking.registry.set_production(register(tracking, train_and_gate(tracking)))
-    candidate = train(tracking, TrainingConfig(alpha=0.1), None)
+    candidate = train(tracking, TrainingConfig({"alpha": 0.1}), None)
     _, decision = evaluate(tracking, candidate.run_id, GateConfig())
     assert decision.reference_kind == "production"
     assert decision.reference_version == "1"

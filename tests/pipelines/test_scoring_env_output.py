@@ -94,18 +94,15 @@ def test_batch_scoring_errors_name_the_model_version_not_a_temporary_folder(
     tmp_path: Path,
 ) -> None:
     from pipelines.batch import score_folder
-    from training.bundle import write_bundle
-    from training.data import bundled_diabetes
-    from training.model import TrainingConfig, golden_sample, split_data, train_model
+    from tests.bundles import train_bundle
+    from training.data import bundled_data
 
-    config = TrainingConfig()
-    split = split_data(bundled_diabetes(), config)
     bundle = tmp_path / "scratch" / "model" / "diabetes-ridge" / "3"
-    model = train_model(split.x_train, split.y_train, config)
-    write_bundle(model, bundle, golden_sample(model, split, config))
+    trained = train_bundle("diabetes", bundle)
+    features = bundled_data(trained.spec).drop(columns=[trained.spec.target.name])
     inputs = tmp_path / "in"
     inputs.mkdir()
-    bundled_diabetes().drop(columns=["target"]).head(3).to_csv(inputs / "a.csv", index=False)
+    features.head(3).to_csv(inputs / "a.csv", index=False)
     with pytest.raises(MlopsError) as raised:
         score_folder(bundle, inputs, tmp_path / "out.csv", "0" * 64, model_ref="diabetes-ridge:3")
     message = str(raised.value)

@@ -36,7 +36,7 @@ def test_tags_beyond_the_limits_are_refused(tags: dict[str, str], problem: str) 
 
 def test_the_old_golden_predictions_tag_would_have_been_refused() -> None:
     """The golden sample as a tag was ~1,220 characters with the defaults (issue 10, item 5)."""
-    from training.data import bundled_diabetes
+    from tests.bundles import diabetes_data as bundled_diabetes
     from training.model import fit_and_evaluate
 
     golden = fit_and_evaluate(bundled_diabetes(), TrainingConfig()).golden

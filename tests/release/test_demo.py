@@ -26,7 +26,7 @@ def test_the_demo_twice(
     code, out = mlops("demo")
     first = flat(out)
     assert code == 0, out
-    assert "alpha 0.5 rmse 54.01" in first and "diabetes-ridge:1 released (first slot)" in first
+    assert "alpha=0.5 rmse 54.01" in first and "diabetes-ridge:1 released (first slot)" in first
     assert "diabetes-ridge:2 released (green beside blue, then blue retired)" in first
     assert "endpoints stopped at the end of the demo" in first
     assert "this re-run" not in first
@@ -35,7 +35,7 @@ def test_the_demo_twice(
     assert "drift: " in first and "monitor.md" in first
     assert "400 labels arrived → training data set diabetes-feedback:1 (842 rows)" in first
     assert (
-        "alpha 0.1 + diabetes-feedback:1 rmse 56.59 · mae 44.52 · r2 0.5053 passed vs v2 "
+        "alpha=0.1 + diabetes-feedback:1 rmse 56.59 · mae 44.52 · r2 0.5053 passed vs v2 "
         "diabetes-ridge:3 released (green beside blue, then blue retired)"
     ) in first
     assert "→ 400 labels → diabetes-feedback:1 → retrained: diabetes-ridge:3 released" in first
@@ -49,7 +49,7 @@ def test_the_demo_twice(
     assert "diabetes-ridge:3 is in production but not serving: restoring it." in again
     # Every candidate meets v3 (trained on feedback) and none beats it; the loop runs again on
     # the window's traffic (both demos' rows) and its retrain is gated like any other.
-    assert "alpha 0.1 rmse 53.45 · mae 43 · r2 0.4609 rejected vs v3" in again
+    assert "alpha=0.1 rmse 53.45 · mae 43 · r2 0.4609 rejected vs v3" in again
     assert "→ diabetes-feedback:2 → retrained: gate rejected it" in again
     assert "released" not in again.split("Demo summary")[1]
     assert (

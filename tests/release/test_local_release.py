@@ -17,7 +17,7 @@ import pytest
 from pipelines.console import mlops_command
 from pipelines.errors import MlopsError
 from pipelines.gate import GateConfig
-from pipelines.lifecycle import INVOKE_EXAMPLE, run_release
+from pipelines.lifecycle import invoke_example, run_release
 from pipelines.registry import ModelRegistry, RegisteredVersion
 from pipelines.release.plan import PROD_ENDPOINT, QA_ENDPOINT
 from pipelines.release.runner import REPORT_FILE, ReleaseError, release
@@ -49,7 +49,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
         tracking = Tracking(load_settings())
         versions = []
         for alpha in (0.5, 0.1):
-            run_id = train(tracking, TrainingConfig(alpha=alpha), None).run_id
+            run_id = train(tracking, TrainingConfig({"alpha": alpha}), None).run_id
             evaluate(tracking, run_id, GateConfig(min_improvement=-1e9))
             versions.append(register(tracking, run_id))
         result = Store(tracking, *versions)
@@ -138,7 +138,7 @@ class CorruptGreen(LocalTarget):
 
     def prepare_bundle(self, bundle: Path) -> None:
         if f"{os.sep}green{os.sep}" in str(bundle):
-            linear = bundle / "linear_model.json"
+            linear = bundle / "fast_path.json"
             spec = json.loads(linear.read_text())
             spec["coef"][0] += 1.0
             linear.write_text(json.dumps(spec))
@@ -234,7 +234,7 @@ def test_the_printed_invoke_command_answers_without_uv(
     root = Path(__file__).resolve().parents[2]
     monkeypatch.chdir(root)
     monkeypatch.setenv("PATH", no_uv_path(tmp_path))
-    command = mlops_command(INVOKE_EXAMPLE)
+    command = mlops_command(invoke_example())
     assert command.startswith(".venv/bin/mlops endpoints invoke prod ")
     result = subprocess.run(
         ["bash", "-c", command], cwd=root, capture_output=True, text=True, check=False

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from flask import Request
-from sklearn.linear_model import Ridge
 from werkzeug.test import EnvironBuilder
 
 from scoring import score
-from training.bundle import write_bundle
-from training.data import bundled_diabetes
-from training.model import TrainingConfig, golden_sample, predict, split_data, train_model
+from tests.bundles import SPEC_NAMES, TrainedBundle, train_bundle
 
 SCORING_VARIABLES = (
     "SCORING_MAX_ROWS",
@@ -35,33 +29,18 @@ SCORING_VARIABLES = (
 API_KEY = "test-key-0123456789abcdef"
 
 
-@dataclass(frozen=True)
-class TrainedBundle:
-    """A bundle written by the training code, and the sklearn model it holds."""
-
-    path: Path
-    digest: str
-    model: Ridge
-    rows: np.ndarray  # held-out rows, to score
-
-    def expected(self, rows: np.ndarray) -> np.ndarray:
-        """What scikit-learn predicts for these rows."""
-        return predict(self.model, rows)
-
-    def copy_to(self, dest: Path) -> Path:
-        """An independent copy (to tamper with)."""
-        shutil.copytree(self.path, dest)
-        return dest
+@pytest.fixture(scope="session", params=SPEC_NAMES)
+def bundle(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> TrainedBundle:
+    """A real bundle of each example definition: the scoring tests run against both."""
+    return train_bundle(request.param, tmp_path_factory.mktemp(request.param) / "model")
 
 
 @pytest.fixture(scope="session")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> TrainedBundle:
-    config = TrainingConfig()
-    split = split_data(bundled_diabetes(), config)
-    model = train_model(split.x_train, split.y_train, config)
-    path = tmp_path_factory.mktemp("bundle") / "model"
-    digest = write_bundle(model, path, golden_sample(model, split, config))
-    return TrainedBundle(path=path, digest=digest, model=model, rows=split.x_test)
+def diabetes_bundle(tmp_path_factory: pytest.TempPathFactory) -> TrainedBundle:
+    """The diabetes example's bundle, for tests about that example alone."""
+    return train_bundle("diabetes", tmp_path_factory.mktemp("diabetes-only") / "model")
 
 
 @pytest.fixture

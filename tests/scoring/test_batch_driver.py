@@ -16,26 +16,37 @@ import pytest
 
 from scoring import batch_driver
 from scoring.batch_driver import (
-    OUTPUT_COLUMNS,
     PART_SUFFIX,
     Progress,
     csv_lines,
     merge_parts,
+    output_columns,
     part_name,
     score_files,
 )
 from scoring.runtime import ModelLoadError, load_model
-from scoring.schema import FEATURES, InputError
-from tests.scoring.conftest import TrainedBundle
-from training.data import bundled_diabetes
+from scoring.schema import InputError
+from tests.bundles import TrainedBundle
+from training.data import bundled_data
 
 
 def frame(bundle: TrainedBundle, rows: int = 5, start: int = 0) -> pd.DataFrame:
-    return pd.DataFrame(bundle.rows[start : start + rows], columns=list(FEATURES))
+    return pd.DataFrame(bundle.rows[start : start + rows], columns=list(bundle.spec.feature_names))
 
 
-def demo_features() -> pd.DataFrame:
-    return bundled_diabetes().drop(columns=["target"])
+def demo_features(bundle: TrainedBundle) -> pd.DataFrame:
+    """The definition's bundled data without its target: what the demo scores in batch."""
+    return bundled_data(bundle.spec).drop(columns=[bundle.spec.target.name])
+
+
+def columns_of(bundle: TrainedBundle) -> tuple[str, ...]:
+    return output_columns(bundle.contract)
+
+
+def outputs_of(table: pd.DataFrame, bundle: TrainedBundle) -> np.ndarray:
+    """The output columns of a scored table, shaped as the model serves them."""
+    values = table[list(bundle.spec.output_names)].to_numpy(dtype=float)
+    return values.reshape(-1) if values.shape[1] == 1 else values
 
 
 @pytest.fixture
@@ -64,10 +75,13 @@ def azure_driver(bundle: TrainedBundle, clean_env: pytest.MonkeyPatch, job_outpu
 def old_driver_csv(frame_in: pd.DataFrame, source: str, bundle: TrainedBundle) -> str:
     """What the previous driver wrote for one file: pandas in, the bundle's predict on the whole
     file, pandas `to_csv` out."""
-    matrix = np.array(frame_in.loc[:, list(FEATURES)].to_numpy().tolist(), dtype=np.float64)
-    scored = pd.DataFrame(matrix, columns=list(FEATURES))
+    features = list(bundle.spec.feature_names)
+    matrix = np.array(frame_in.loc[:, features].to_numpy().tolist(), dtype=np.float64)
+    scored = pd.DataFrame(matrix, columns=features)
     scored.insert(0, "source_file", source)
-    scored["prediction"] = load_model(bundle.path, bundle.digest).score(matrix)
+    outputs = load_model(bundle.path, bundle.digest).score(matrix).reshape(len(matrix), -1)
+    for index, name in enumerate(bundle.spec.output_names):
+        scored[name] = outputs[:, index]
     return scored.to_csv(index=False)
 
 
@@ -77,8 +91,9 @@ def old_driver_csv(frame_in: pd.DataFrame, source: str, bundle: TrainedBundle) -
 def test_run_writes_a_part_per_file_and_returns_the_files(
     azure_driver, bundle: TrainedBundle, tmp_path: Path, job_output: Path
 ) -> None:
+    features = list(bundle.spec.feature_names)
     first = frame(bundle, 4)
-    second = frame(bundle, 3, start=4)[list(reversed(FEATURES))]  # column order is free
+    second = frame(bundle, 3, start=4)[list(reversed(features))]  # column order is free
     first.to_csv(tmp_path / "a.csv", index=False)
     second.to_parquet(tmp_path / "b.parquet", index=False)
     done = azure_driver.run([str(tmp_path / "a.csv"), str(tmp_path / "b.parquet")])
@@ -86,13 +101,13 @@ def test_run_writes_a_part_per_file_and_returns_the_files(
     parts = sorted(path.name for path in job_output.iterdir())
     assert parts == sorted([part_name(tmp_path / "a.csv"), part_name(tmp_path / "b.parquet")])
     table = pq.read_table(job_output / part_name(tmp_path / "b.parquet"))
-    assert tuple(table.column_names) == OUTPUT_COLUMNS
+    assert tuple(table.column_names) == columns_of(bundle)
     assert table.column("source_file").to_pylist() == ["b.parquet"] * 3
     np.testing.assert_array_equal(
-        np.column_stack([table.column(f).to_numpy() for f in FEATURES]), bundle.rows[4:7]
+        np.column_stack([table.column(f).to_numpy() for f in features]), bundle.rows[4:7]
     )
     np.testing.assert_allclose(
-        table.column("prediction").to_numpy(), bundle.expected(bundle.rows[4:7]), atol=1e-9
+        outputs_of(table.to_pandas(), bundle), bundle.expected(bundle.rows[4:7]), atol=1e-9
     )
 
 
@@ -170,68 +185,85 @@ def _csv(tmp_path: Path, text: str, name: str = "bad.csv") -> Path:
     return path
 
 
-HEADER = ",".join(FEATURES)
-GOOD = ",".join(["0.01"] * 10)
+def bad_files(features: tuple[str, ...]) -> list[tuple[str, str, str, str]]:
+    """(id, file content, file name, fragment of the message) for a model's features."""
+    n = len(features)
+    header = ",".join(features)
+    good = ",".join(["0.01"] * n)
+    first = features[0]
 
-# (id, file content, file name, fragment of the message)
-BAD_FILES = [
-    (
-        "missing column",
-        ",".join(FEATURES[:9]) + "\n" + ",".join(["0.1"] * 9) + "\n",
-        "bad.csv",
-        "missing s6",
-    ),
-    ("extra column", HEADER + ",target\n" + GOOD + ",151\n", "bad.csv", "unexpected target"),
-    ("duplicated column", HEADER + ",age\n" + GOOD + ",1\n", "bad.csv", "duplicated"),
-    (
-        "ragged row",
-        HEADER + "\n" + GOOD + "\n" + GOOD + ",0.5\n",
-        "bad.csv",
-        "bad.csv row 2 has 11 values but the header has 10 columns",
-    ),
-    (
-        "short row",
-        HEADER + "\n" + GOOD + "\n" + ",".join(["0.1"] * 8) + "\n",
-        "bad.csv",
-        "bad.csv row 2 has 8 values but the header has 10 columns",
-    ),
-    (
-        "empty cell",
-        HEADER + "\n" + GOOD.replace("0.01", "", 1) + "\n",
-        "bad.csv",
-        "row 1, column age is missing",
-    ),
-    (
-        "text value",
-        HEADER + "\n" + GOOD + "\n" + "abc," + ",".join(["0.1"] * 9) + "\n",
-        "bad.csv",
-        "bad.csv row 2, column age is a string ('abc'); expected a number",
-    ),
-    (
-        "boolean column",
-        HEADER + "\n" + "true," + ",".join(["0.1"] * 9) + "\n",
-        "bad.csv",
-        "row 1, column age is a boolean",
-    ),
-    (
-        "infinity",
-        HEADER + "\n" + "inf," + ",".join(["0.1"] * 9) + "\n",
-        "bad.csv",
-        "row 1, column age is too large",
-    ),
-    ("header only", HEADER + "\n", "bad.csv", "'bad.csv' is empty"),
-    ("empty file", "", "bad.csv", "the file is empty"),
-    ("not a table", "garbage", "bad.json", "unsupported file type '.json'"),
-    ("not parquet", "garbage", "bad.parquet", "cannot be read"),
-]
+    def row(first_value: str) -> str:
+        return first_value + "," + ",".join(["0.1"] * (n - 1))
+
+    return [
+        (
+            "missing column",
+            ",".join(features[:-1]) + "\n" + ",".join(["0.1"] * (n - 1)) + "\n",
+            "bad.csv",
+            f"missing {features[-1]}",
+        ),
+        ("extra column", header + ",target\n" + good + ",151\n", "bad.csv", "unexpected target"),
+        ("duplicated column", header + f",{first}\n" + good + ",1\n", "bad.csv", "duplicated"),
+        (
+            "ragged row",
+            header + "\n" + good + "\n" + good + ",0.5\n",
+            "bad.csv",
+            f"bad.csv row 2 has {n + 1} values but the header has {n} columns",
+        ),
+        (
+            "short row",
+            header + "\n" + good + "\n" + ",".join(["0.1"] * (n - 2)) + "\n",
+            "bad.csv",
+            f"bad.csv row 2 has {n - 2} values but the header has {n} columns",
+        ),
+        (
+            "empty cell",
+            header + "\n" + good.replace("0.01", "", 1) + "\n",
+            "bad.csv",
+            f"row 1, column {first} is missing",
+        ),
+        (
+            "text value",
+            header + "\n" + good + "\n" + row("abc") + "\n",
+            "bad.csv",
+            f"bad.csv row 2, column {first} is a string ('abc'); expected a number",
+        ),
+        (
+            "boolean column",
+            header + "\n" + row("true") + "\n",
+            "bad.csv",
+            f"row 1, column {first} is a boolean",
+        ),
+        (
+            "infinity",
+            header + "\n" + row("inf") + "\n",
+            "bad.csv",
+            f"row 1, column {first} is too large",
+        ),
+        ("header only", header + "\n", "bad.csv", "'bad.csv' is empty"),
+        ("empty file", "", "bad.csv", "the file is empty"),
+        ("not a table", "garbage", "bad.json", "unsupported file type '.json'"),
+        ("not parquet", "garbage", "bad.parquet", "cannot be read"),
+    ]
 
 
-@pytest.mark.parametrize(
-    ("content", "name", "fragment"), [case[1:] for case in BAD_FILES], ids=[c[0] for c in BAD_FILES]
-)
+CASES = [case[0] for case in bad_files(("a", "b", "c", "d"))]
+
+
+def header_and(bundle: TrainedBundle, first_value: str) -> str:
+    """A CSV with one row whose first value is `first_value`."""
+    n = len(bundle.spec.features)
+    header = ",".join(bundle.spec.feature_names)
+    return header + "\n" + first_value + "," + ",".join(["0.1"] * (n - 1)) + "\n"
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_invalid_files_are_rejected_with_file_row_and_column(
-    azure_driver, tmp_path: Path, job_output: Path, content: str, name: str, fragment: str
+    azure_driver, bundle: TrainedBundle, tmp_path: Path, job_output: Path, case: str
 ) -> None:
+    _, content, name, fragment = next(
+        c for c in bad_files(bundle.spec.feature_names) if c[0] == case
+    )
     path = _csv(tmp_path, content, name)
     with pytest.raises(InputError) as error:
         azure_driver.run([str(path)])
@@ -243,31 +275,48 @@ def test_invalid_files_are_rejected_with_file_row_and_column(
 def test_parquet_nulls_booleans_strings_and_empty_files_are_rejected(
     azure_driver, bundle: TrainedBundle, tmp_path: Path
 ) -> None:
+    f = bundle.spec.feature_names
     nulls = frame(bundle, 3).astype(object)
     nulls.iloc[2, 4] = None
     nulls.to_parquet(tmp_path / "nulls.parquet", index=False)
-    with pytest.raises(InputError, match=r"nulls.parquet row 3, column s1 is missing"):
+    with pytest.raises(InputError, match=rf"nulls.parquet row 3, column {f[4]} is missing"):
         azure_driver.run([str(tmp_path / "nulls.parquet")])
     flags = frame(bundle, 2)
-    flags["sex"] = [True, False]
+    flags[f[1]] = [True, False]
     flags.to_parquet(tmp_path / "flags.parquet", index=False)
-    with pytest.raises(InputError, match=r"flags.parquet row 1, column sex is a boolean"):
+    with pytest.raises(InputError, match=rf"flags.parquet row 1, column {f[1]} is a boolean"):
         azure_driver.run([str(tmp_path / "flags.parquet")])
     text = frame(bundle, 2)
-    text["bmi"] = ["0.1", "x"]
+    text[f[2]] = ["0.1", "x"]
     text.to_parquet(tmp_path / "text.parquet", index=False)
-    with pytest.raises(InputError, match=r"text.parquet row 1, column bmi is a string \('0.1'\)"):
+    with pytest.raises(
+        InputError, match=rf"text.parquet row 1, column {f[2]} is a string \('0.1'\)"
+    ):
         azure_driver.run([str(tmp_path / "text.parquet")])
     frame(bundle, 0).to_parquet(tmp_path / "empty.parquet", index=False)
     with pytest.raises(InputError, match=r"'empty.parquet' is empty"):
         azure_driver.run([str(tmp_path / "empty.parquet")])
 
 
-def test_a_prediction_that_overflows_names_its_row(azure_driver, tmp_path: Path) -> None:
-    rows = [[0.01] * 10] * 3 + [[1.5e308] * 10]
-    pd.DataFrame(rows, columns=list(FEATURES)).to_csv(tmp_path / "huge.csv", index=False)
-    with pytest.raises(InputError, match=r"huge.csv row 4: the prediction is not a finite number"):
-        azure_driver.run([str(tmp_path / "huge.csv")])
+def test_diabetes_a_prediction_that_overflows_names_its_row(
+    diabetes_bundle: TrainedBundle, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Diabetes example: a linear regressor overflows on absurd inputs (a classifier's
+    probabilities stay finite)."""
+    clean_env.setenv("AZUREML_MODEL_DIR", str(diabetes_bundle.path))
+    clean_env.setenv("AZUREML_BI_OUTPUT_PATH", str(tmp_path / "job-output"))
+    batch_driver.init()
+    azure_driver = batch_driver
+    n = diabetes_bundle.n_features
+    rows = [[0.01] * n] * 3 + [[1.5e308] * n]
+    columns = list(diabetes_bundle.spec.feature_names)
+    pd.DataFrame(rows, columns=columns).to_csv(tmp_path / "huge.csv", index=False)
+    try:
+        with pytest.raises(InputError, match=r"huge.csv row 4: the prediction is not a finite"):
+            azure_driver.run([str(tmp_path / "huge.csv")])
+    finally:
+        batch_driver._model = None
+        batch_driver._output_dir = None
 
 
 # -- chunk boundaries -------------------------------------------------------------------------
@@ -279,7 +328,7 @@ def test_chunked_output_equals_one_chunk(
 ) -> None:
     inputs = tmp_path / "in"
     inputs.mkdir()
-    data = demo_features()
+    data = demo_features(bundle)
     if suffix == ".csv":
         data.to_csv(inputs / "demo.csv", index=False)
     else:
@@ -292,11 +341,12 @@ def test_chunked_output_equals_one_chunk(
     chunked = tmp_path / "chunked.csv"
     assert score_files(bundle.path, inputs, chunked, progress=seen.append).rows == len(data)
     one, many = pd.read_csv(whole, dtype=str), pd.read_csv(chunked, dtype=str)
-    # Sources and features byte for byte. Predictions to the last bits only: numpy's `rows @
+    # Sources and features byte for byte. Outputs to the last bits only: numpy's `rows @
     # coef` rounds differently with the number of rows it is given (BLAS blocking).
-    pd.testing.assert_frame_equal(one.drop(columns="prediction"), many.drop(columns="prediction"))
+    outputs = list(bundle.spec.output_names)
+    pd.testing.assert_frame_equal(one.drop(columns=outputs), many.drop(columns=outputs))
     np.testing.assert_allclose(
-        one["prediction"].astype(float), many["prediction"].astype(float), rtol=1e-13
+        one[outputs].astype(float), many[outputs].astype(float), rtol=1e-12, atol=1e-15
     )
     assert len(seen) > 20  # many chunks
     assert [p.rows for p in seen] == sorted(p.rows for p in seen)
@@ -313,9 +363,9 @@ def test_a_bad_row_in_the_last_chunk_writes_nothing(
 ) -> None:
     inputs = tmp_path / "in"
     inputs.mkdir()
-    data = demo_features().astype(object)
+    data = demo_features(bundle).astype(object)
     data.iloc[len(data) - 1, 3] = bad
-    demo_features().head(20).to_csv(inputs / "a.csv", index=False)
+    demo_features(bundle).head(20).to_csv(inputs / "a.csv", index=False)
     name = f"z{suffix}"
     if suffix == ".csv":
         data.to_csv(inputs / name, index=False)
@@ -324,7 +374,8 @@ def test_a_bad_row_in_the_last_chunk_writes_nothing(
     for output in (tmp_path / "out" / "predictions.csv", tmp_path / "out" / "p.parquet"):
         with pytest.raises(InputError) as error:
             score_files(bundle.path, inputs, output)
-        assert error.value.message.startswith(f"{name} row {len(data)}, column bp {problem}")
+        column = bundle.spec.feature_names[3]
+        assert error.value.message.startswith(f"{name} row {len(data)}, column {column} {problem}")
         assert not output.parent.exists() or list(output.parent.iterdir()) == []
 
 
@@ -334,10 +385,11 @@ def test_missing_value_row_numbers_count_across_chunks(
 ) -> None:
     inputs = tmp_path / "in"
     inputs.mkdir()
-    data = demo_features()
+    data = demo_features(bundle)
     data.iloc[300, 9] = np.nan
     data.to_csv(inputs / "holes.csv", index=False)
-    with pytest.raises(InputError, match=r"holes.csv row 301, column s6 is missing"):
+    column = bundle.spec.feature_names[9]
+    with pytest.raises(InputError, match=rf"holes.csv row 301, column {column} is missing"):
         score_files(bundle.path, inputs, tmp_path / "out.csv")
 
 
@@ -350,7 +402,7 @@ def test_output_is_identical_to_the_previous_driver_on_the_demo_data(
     """Parquet in: byte for byte. CSV in: the same bytes as the previous driver with exact
     parsing; pandas' default CSV parser (the previous driver's) is off by one ulp on some
     demo values, pyarrow's is exact, so every feature is written back as it was read."""
-    data = demo_features()
+    data = demo_features(bundle)
     inputs = tmp_path / "in"
     inputs.mkdir()
     data.to_parquet(inputs / "demo.parquet", index=False)
@@ -360,11 +412,13 @@ def test_output_is_identical_to_the_previous_driver_on_the_demo_data(
     from_csv = pd.read_csv(inputs / "demo.csv", float_precision="round_trip")
     expected = old_driver_csv(from_csv, "demo.csv", bundle)
     expected += old_driver_csv(pd.read_parquet(inputs / "demo.parquet"), "demo.parquet", bundle)
-    expected = expected.replace("source_file,age,sex,bmi,bp,s1,s2,s3,s4,s5,s6,prediction\n", "")
-    header = ",".join(OUTPUT_COLUMNS) + "\n"
+    header = ",".join(columns_of(bundle)) + "\n"
+    expected = expected.replace(header, "")
     assert output.read_text() == header + expected
     # The features are written exactly as the input file holds them.
-    written = [line.split(",")[1:11] for line in output.read_text().splitlines()[1:443]]
+    n = bundle.n_features
+    lines = output.read_text().splitlines()[1 : len(data) + 1]
+    written = [line.split(",")[1 : n + 1] for line in lines]
     held = [line.split(",") for line in (inputs / "demo.csv").read_text().splitlines()[1:]]
     assert written == held
 
@@ -414,10 +468,10 @@ def test_score_files_writes_one_csv_with_a_header(bundle: TrainedBundle, tmp_pat
     summary = score_files(bundle.path, inputs, output, bundle.digest)
     assert (summary.files, summary.rows) == (2, 8)
     written = pd.read_csv(output)
-    assert tuple(written.columns) == OUTPUT_COLUMNS
+    assert tuple(written.columns) == columns_of(bundle)
     assert list(written["source_file"]) == ["nested/two.parquet"] * 2 + ["one.csv"] * 6
     expected = bundle.expected(np.vstack([bundle.rows[6:8], bundle.rows[:6]]))
-    np.testing.assert_allclose(written["prediction"], expected, atol=1e-6)
+    np.testing.assert_allclose(outputs_of(written, bundle), expected, atol=1e-6)
     assert pa_csv.read_csv(output).num_rows == 8  # pyarrow reads it too
 
 
@@ -431,8 +485,9 @@ def test_score_files_writes_parquet_by_suffix(
     output = tmp_path / f"predictions{suffix}"
     assert score_files(bundle.path, inputs, output).rows == 3
     table = pq.read_table(output)
-    assert tuple(table.column_names) == OUTPUT_COLUMNS
-    assert table.schema.field("prediction").type == pa.float64()
+    assert tuple(table.column_names) == columns_of(bundle)
+    for name in bundle.spec.output_names:
+        assert table.schema.field(name).type == pa.float64()
 
 
 def test_score_files_writes_nothing_when_a_file_is_invalid(
@@ -441,10 +496,11 @@ def test_score_files_writes_nothing_when_a_file_is_invalid(
     inputs = tmp_path / "in"
     inputs.mkdir()
     frame(bundle, 3).to_csv(inputs / "a.csv", index=False)
-    _csv(inputs, HEADER + "\n" + "null," + ",".join(["0.1"] * 9) + "\n", "b.csv")
+    _csv(inputs, header_and(bundle, "null"), "b.csv")
     output = tmp_path / "predictions.csv"
     output.write_text("the previous run\n")
-    with pytest.raises(InputError, match=r"b\.csv row 1, column age is missing"):
+    first = bundle.spec.feature_names[0]
+    with pytest.raises(InputError, match=rf"b\.csv row 1, column {first} is missing"):
         score_files(bundle.path, inputs, output)
     assert output.read_text() == "the previous run\n"  # untouched
     assert sorted(path.name for path in tmp_path.iterdir()) == ["in", "predictions.csv"]
@@ -452,13 +508,13 @@ def test_score_files_writes_nothing_when_a_file_is_invalid(
 
 def test_score_files_verifies_the_bundle(bundle: TrainedBundle, tmp_path: Path) -> None:
     copy = bundle.copy_to(tmp_path / "model")
-    spec = json.loads((copy / "linear_model.json").read_text())
-    spec["coef"][0] *= 2
-    (copy / "linear_model.json").write_text(json.dumps(spec))
+    fast = json.loads((copy / "fast_path.json").read_text())
+    fast["coef"][0] *= 2
+    (copy / "fast_path.json").write_text(json.dumps(fast))
     inputs = tmp_path / "in"
     inputs.mkdir()
     frame(bundle, 1).to_csv(inputs / "a.csv", index=False)
-    with pytest.raises(ModelLoadError, match=r"linear_model\.json"):
+    with pytest.raises(ModelLoadError, match=r"fast_path\.json"):
         score_files(copy, inputs, tmp_path / "out.csv")
     with pytest.raises(ModelLoadError, match="registry recorded"):
         score_files(bundle.path, inputs, tmp_path / "out.csv", "0" * 64)
@@ -479,8 +535,11 @@ def test_cli_helper_turns_errors_into_one_sentence(bundle: TrainedBundle, tmp_pa
     summary = score_folder(bundle.path, inputs, tmp_path / "out.csv", bundle.digest)
     assert summary.rows == 2
     assert summary_line(summary, "m:1", "out.csv").startswith("2 rows from 1 file scored with m:1")
-    _csv(inputs, HEADER + "\n" + "x," + ",".join(["0.1"] * 9) + "\n", "b.csv")
-    with pytest.raises(MlopsError, match=r"b.csv row 1, column age is a string .*run batch-score"):
+    _csv(inputs, header_and(bundle, "x"), "b.csv")
+    first = bundle.spec.feature_names[0]
+    with pytest.raises(
+        MlopsError, match=rf"b.csv row 1, column {first} is a string .*run batch-score"
+    ):
         score_folder(bundle.path, inputs, tmp_path / "out.csv")
     with pytest.raises(MlopsError, match="registry recorded"):
         score_folder(bundle.path, inputs, tmp_path / "out.csv", "0" * 64)

@@ -70,6 +70,8 @@ def test_image_installs_the_requirements_runs_as_non_root_and_checks_itself() ->
 
 
 def test_everything_the_image_serves_is_in_the_copied_folder() -> None:
+    # The API specs are not committed: `mlops package` writes them from the bundle's contract
+    # (tests/azure/test_commands.py checks the context).
     scoring = REPO_ROOT / "scoring"
-    for name in ("score.py", "swagger2.json", "swagger3.json", "requirements.txt"):
+    for name in ("score.py", "requirements.txt", "openapi.py"):
         assert (scoring / name).is_file()

@@ -27,5 +27,5 @@ def test_every_error_status_is_in_the_error_table() -> None:
 def test_documented_limits_and_commands_are_current() -> None:
     assert f"1 to {DEFAULT_MAX_ROWS} rows" in DOC
     assert f"{DEFAULT_MAX_BODY_BYTES:,} bytes" in DOC
-    assert ".venv/bin/python -m scoring.openapi --check" in DOC
+    assert ".venv/bin/python -m scoring.openapi --bundle MODEL_DIR --dir OUT --check" in DOC
     assert ".venv/bin/python tests/benchmarks/bench_scoring.py" in DOC

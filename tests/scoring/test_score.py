@@ -16,11 +16,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scoring.runtime import ModelLoadError
-from scoring.schema import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS, EXAMPLE_ROW, FEATURES
+from scoring.schema import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS
 from scoring.settings import SettingsError
-from tests.scoring.conftest import API_KEY, TrainedBundle, make_request, rows_body
+from tests.bundles import TrainedBundle
+from tests.scoring.conftest import API_KEY, make_request, rows_body
 
-ROW = list(EXAMPLE_ROW)
+
+@pytest.fixture
+def ROW(bundle: TrainedBundle) -> list[float]:
+    """One real holdout row of the model under test."""
+    return [float(value) for value in bundle.rows[0]]
 
 
 def call(scorer: Any, *args: Any, **kwargs: Any) -> tuple[int, dict[str, Any], Any]:
@@ -38,125 +43,166 @@ def call(scorer: Any, *args: Any, **kwargs: Any) -> tuple[int, dict[str, Any], A
 
 
 # (id, request body, request options, status, fragment of the message)
-BAD_REQUESTS: list[tuple[str, Any, dict[str, Any], int, str]] = [
-    ("not json", b'{"data": [[1, 2', {}, 400, "not valid JSON"),
-    ("empty body", b"", {}, 400, "request body is empty"),
-    ("whitespace body", b"  \n ", {}, 400, "request body is empty"),
-    ("json array", [ROW], {}, 400, "must be a JSON object"),
-    ("json string", b'"data"', {}, 400, "must be a JSON object"),
-    (
-        "json null",
-        b"null",
-        {},
-        400,
-        'must be a JSON object like {"data": [[10 numbers], ...]}, not null',
-    ),
-    ("missing data", {}, {}, 400, "has no 'data' field"),
-    ("unknown field", {"data": [ROW], "extra": 1}, {}, 400, "unknown field(s) 'extra'"),
-    ("other field only", {"inputs": [ROW]}, {}, 400, "unknown field(s) 'inputs'"),
-    ("data is string", {"data": "1,2,3"}, {}, 400, "must be a list of rows"),
-    ("data is object", {"data": {"age": 1}}, {}, 400, "not an object"),
-    ("data is number", {"data": 5}, {}, 400, "not a number"),
-    ("data is null", {"data": None}, {}, 400, "not null"),
-    ("row is number", {"data": [5]}, {}, 400, "row 0 of 'data' must be a list"),
-    ("row is object", {"data": [dict(zip(FEATURES, ROW, strict=True))]}, {}, 400, "not an object"),
-    ("too few features", {"data": [ROW[:9]]}, {}, 400, "row 0 of 'data' has 9 values; expected 10"),
-    ("too many features", {"data": [[*ROW, 1.0]]}, {}, 400, "has 11 values; expected 10"),
-    ("ragged rows", {"data": [ROW, ROW[:7]]}, {}, 400, "row 1 of 'data' has 7 values"),
-    ("empty row", {"data": [[]]}, {}, 400, "has 0 values"),
-    (
-        "string value",
-        {"data": [[*ROW[:2], "0.06", *ROW[3:]]]},
-        {},
-        400,
-        "data[0][2] (bmi) is a string",
-    ),
-    ("boolean value", {"data": [[True, *ROW[1:]]]}, {}, 400, "data[0][0] (age) is a boolean"),
-    ("null value", {"data": [[*ROW[:9], None]]}, {}, 400, "data[0][9] (s6) is null"),
-    ("nested value", {"data": [[[1.0], *ROW[1:]]]}, {}, 400, "data[0][0] (age) is an array"),
-    ("NaN literal", b'{"data": [[NaN, 0, 0, 0, 0, 0, 0, 0, 0, 0]]}', {}, 400, "contains NaN"),
-    ("Infinity literal", b'{"data": [[Infinity, 0, 0, 0, 0, 0, 0, 0, 0, 0]]}', {}, 400, "Infinity"),
-    ("-Infinity literal", b'{"data": [[-Infinity, 0,0,0,0,0,0,0,0,0]]}', {}, 400, "-Infinity"),
-    (
-        "overflowing float",
-        b'{"data": [[0, 1e999, 0,0,0,0,0,0,0,0]]}',
-        {},
-        400,
-        "data[0][1] (sex) is too large",
-    ),
-    (
-        "overflowing int",
-        b'{"data": [[0, 0, 1' + b"0" * 400 + b", 0,0,0,0,0,0,0]]}",
-        {},
-        400,
-        "data[0][2] (bmi) is too large",
-    ),
-    (
-        "5000-digit int",
-        b'{"data": [[' + b"9" * 5000 + b", 0,0,0,0,0,0,0,0,0]]}",
-        {},
-        400,
-        "unreadable number",
-    ),
-    (
-        "huge prediction",
-        {"data": [[1.7e308] * 10]},
-        {},
-        400,
-        "prediction for row 0 is not a finite number",
-    ),
-    ("empty data", {"data": []}, {}, 400, "'data' is empty"),
-    (
-        "too many rows",
-        {"data": [ROW] * (DEFAULT_MAX_ROWS + 1)},
-        {},
-        413,
-        "1001 rows, more than the limit of 1000",
-    ),
-    (
-        "invalid utf-8",
-        b'{"data": [[0.1\xff]]}',
-        {},
-        400,
-        "not valid UTF-8 (byte 0xff at offset 14)",
-    ),
-    ("utf-16 body", json.dumps({"data": [ROW]}).encode("utf-16"), {}, 400, "not valid UTF-8"),
-    ("deep nesting", b"[" * 100_000 + b"]" * 100_000, {}, 400, "nested too deeply"),
-    ("GET", b"", {"method": "GET"}, 405, "method GET is not allowed"),
-    ("PUT", {"data": [ROW]}, {"method": "PUT"}, 405, "method PUT is not allowed"),
-    ("text/plain", {"data": [ROW]}, {"content_type": "text/plain"}, 415, "not 'text/plain'"),
-    (
-        "form",
-        {"data": [ROW]},
-        {"content_type": "application/x-www-form-urlencoded"},
-        415,
-        "Content-Type must be application/json",
-    ),
-    (
-        "no content type",
-        {"data": [ROW]},
-        {"content_type": None},
-        415,
-        "Content-Type header is missing",
-    ),
-    (
-        "latin-1 charset",
-        {"data": [ROW]},
-        {"content_type": "application/json; charset=latin-1"},
-        415,
-        "charset 'latin-1'",
-    ),
-]
+def bad_requests(
+    features: tuple[str, ...],
+    ROW: list[float],
+) -> list[tuple[str, Any, dict[str, Any], int, str]]:
+    """Every client mistake for a model with these features, and its answer."""
+    n = len(features)
+    zeros = ", ".join(["0"] * (n - 1)).encode()
+    return [
+        ("not json", b'{"data": [[1, 2', {}, 400, "not valid JSON"),
+        ("empty body", b"", {}, 400, "request body is empty"),
+        ("whitespace body", b"  \n ", {}, 400, "request body is empty"),
+        ("json array", [ROW], {}, 400, "must be a JSON object"),
+        ("json string", b'"data"', {}, 400, "must be a JSON object"),
+        (
+            "json null",
+            b"null",
+            {},
+            400,
+            f'must be a JSON object like {{"data": [[{n} numbers], ...]}}, not null',
+        ),
+        ("missing data", {}, {}, 400, "has no 'data' field"),
+        ("unknown field", {"data": [ROW], "extra": 1}, {}, 400, "unknown field(s) 'extra'"),
+        ("other field only", {"inputs": [ROW]}, {}, 400, "unknown field(s) 'inputs'"),
+        ("data is string", {"data": "1,2,3"}, {}, 400, "must be a list of rows"),
+        ("data is object", {"data": {features[0]: 1}}, {}, 400, "not an object"),
+        ("data is number", {"data": 5}, {}, 400, "not a number"),
+        ("data is null", {"data": None}, {}, 400, "not null"),
+        ("row is number", {"data": [5]}, {}, 400, "row 0 of 'data' must be a list"),
+        (
+            "row is object",
+            {"data": [dict(zip(features, ROW, strict=True))]},
+            {},
+            400,
+            "not an object",
+        ),
+        (
+            "too few features",
+            {"data": [ROW[:-1]]},
+            {},
+            400,
+            f"row 0 of 'data' has {n - 1} values; expected {n}",
+        ),
+        (
+            "too many features",
+            {"data": [[*ROW, 1.0]]},
+            {},
+            400,
+            f"has {n + 1} values; expected {n}",
+        ),
+        ("ragged rows", {"data": [ROW, ROW[:7]]}, {}, 400, "row 1 of 'data' has 7 values"),
+        ("empty row", {"data": [[]]}, {}, 400, "has 0 values"),
+        (
+            "string value",
+            {"data": [[*ROW[:2], "0.06", *ROW[3:]]]},
+            {},
+            400,
+            f"data[0][2] ({features[2]}) is a string",
+        ),
+        (
+            "boolean value",
+            {"data": [[True, *ROW[1:]]]},
+            {},
+            400,
+            f"data[0][0] ({features[0]}) is a boolean",
+        ),
+        (
+            "null value",
+            {"data": [[*ROW[:-1], None]]},
+            {},
+            400,
+            f"data[0][{n - 1}] ({features[-1]}) is null",
+        ),
+        (
+            "nested value",
+            {"data": [[[1.0], *ROW[1:]]]},
+            {},
+            400,
+            f"data[0][0] ({features[0]}) is an array",
+        ),
+        ("NaN literal", b'{"data": [[NaN, ' + zeros + b"]]}", {}, 400, "contains NaN"),
+        ("Infinity literal", b'{"data": [[Infinity, ' + zeros + b"]]}", {}, 400, "Infinity"),
+        ("-Infinity literal", b'{"data": [[-Infinity, ' + zeros + b"]]}", {}, 400, "-Infinity"),
+        (
+            "overflowing float",
+            b'{"data": [[1e999, ' + zeros + b"]]}",
+            {},
+            400,
+            f"data[0][0] ({features[0]}) is too large",
+        ),
+        (
+            "overflowing int",
+            b'{"data": [[1' + b"0" * 400 + b", " + zeros + b"]]}",
+            {},
+            400,
+            f"data[0][0] ({features[0]}) is too large",
+        ),
+        (
+            "5000-digit int",
+            b'{"data": [[' + b"9" * 5000 + b", " + zeros + b"]]}",
+            {},
+            400,
+            "unreadable number",
+        ),
+        ("empty data", {"data": []}, {}, 400, "'data' is empty"),
+        (
+            "too many rows",
+            {"data": [ROW] * (DEFAULT_MAX_ROWS + 1)},
+            {},
+            413,
+            "1001 rows, more than the limit of 1000",
+        ),
+        (
+            "invalid utf-8",
+            b'{"data": [[0.1\xff]]}',
+            {},
+            400,
+            "not valid UTF-8 (byte 0xff at offset 14)",
+        ),
+        ("utf-16 body", json.dumps({"data": [ROW]}).encode("utf-16"), {}, 400, "not valid UTF-8"),
+        ("deep nesting", b"[" * 100_000 + b"]" * 100_000, {}, 400, "nested too deeply"),
+        ("GET", b"", {"method": "GET"}, 405, "method GET is not allowed"),
+        ("PUT", {"data": [ROW]}, {"method": "PUT"}, 405, "method PUT is not allowed"),
+        ("text/plain", {"data": [ROW]}, {"content_type": "text/plain"}, 415, "not 'text/plain'"),
+        (
+            "form",
+            {"data": [ROW]},
+            {"content_type": "application/x-www-form-urlencoded"},
+            415,
+            "Content-Type must be application/json",
+        ),
+        (
+            "no content type",
+            {"data": [ROW]},
+            {"content_type": None},
+            415,
+            "Content-Type header is missing",
+        ),
+        (
+            "latin-1 charset",
+            {"data": [ROW]},
+            {"content_type": "application/json; charset=latin-1"},
+            415,
+            "charset 'latin-1'",
+        ),
+    ]
 
 
-@pytest.mark.parametrize(
-    ("body", "options", "status", "fragment"),
-    [case[1:] for case in BAD_REQUESTS],
-    ids=[case[0] for case in BAD_REQUESTS],
-)
+CASES = [case[0] for case in bad_requests(("a", "b", "c"), [0.0, 0.0, 0.0])]
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_every_client_mistake_gets_its_4xx_and_a_json_message(
-    scorer: Any, body: Any, options: dict[str, Any], status: int, fragment: str
+    scorer: Any,
+    bundle: TrainedBundle,
+    ROW: list[float],
+    case: str,
 ) -> None:
+    _, body, options, status, fragment = next(
+        c for c in bad_requests(bundle.spec.feature_names, ROW) if c[0] == case
+    )
     code, payload, headers = call(scorer, body, **options)
     assert code == status
     assert set(payload) == {"message"}
@@ -180,7 +226,7 @@ def test_chunked_body_over_the_limit_is_413(scorer: Any) -> None:
     assert "over the limit" in payload["message"]
 
 
-def test_body_of_exactly_the_limit_is_accepted(scorer: Any) -> None:
+def test_body_of_exactly_the_limit_is_accepted(scorer: Any, ROW: list[float]) -> None:
     body = json.dumps({"data": [ROW]}).encode()
     body += b" " * (DEFAULT_MAX_BODY_BYTES - len(body))
     assert len(body) == DEFAULT_MAX_BODY_BYTES
@@ -200,7 +246,7 @@ def test_predictions_equal_scikit_learn(scorer: Any, bundle: TrainedBundle) -> N
 def test_integers_chunked_bodies_and_charset_are_accepted(
     scorer: Any, bundle: TrainedBundle
 ) -> None:
-    ints = [[1, 0, 2, -1, 0, 0, 1, 0, 0, 3]]
+    ints = [[(index % 5) - 1 for index in range(bundle.n_features)]]
     code, payload, _ = call(
         scorer, rows_body(ints), chunked=True, content_type="application/json; charset=UTF-8"
     )
@@ -208,13 +254,15 @@ def test_integers_chunked_bodies_and_charset_are_accepted(
     np.testing.assert_allclose(payload["result"], bundle.expected(np.array(ints, float)), atol=1e-6)
 
 
-def test_the_maximum_number_of_rows_is_accepted(scorer: Any) -> None:
+def test_the_maximum_number_of_rows_is_accepted(scorer: Any, ROW: list[float]) -> None:
     code, payload, _ = call(scorer, {"data": [ROW] * DEFAULT_MAX_ROWS})
     assert code == 200
     assert len(payload["result"]) == DEFAULT_MAX_ROWS
 
 
-def test_limits_come_from_the_environment(load_script: Callable[..., Any]) -> None:
+def test_limits_come_from_the_environment(
+    load_script: Callable[..., Any], ROW: list[float]
+) -> None:
     scorer = load_script(SCORING_MAX_ROWS="2", SCORING_MAX_BODY_BYTES="1000")
     assert call(scorer, {"data": [ROW] * 2})[0] == 200
     code, payload, _ = call(scorer, {"data": [ROW] * 3})
@@ -245,7 +293,9 @@ def keyed(load_script: Callable[..., Any]) -> Any:
     ],
     ids=["none", "longer", "shorter", "empty", "no scheme", "basic", "non-ascii"],
 )
-def test_missing_or_wrong_key_is_401(keyed: Any, headers: dict[str, str], fragment: str) -> None:
+def test_missing_or_wrong_key_is_401(
+    keyed: Any, headers: dict[str, str], fragment: str, ROW: list[float]
+) -> None:
     code, payload, response_headers = call(keyed, {"data": [ROW]}, headers=headers)
     assert code == 401
     assert fragment in payload["message"]
@@ -256,7 +306,7 @@ def test_authentication_comes_before_any_parsing(keyed: Any) -> None:
     assert call(keyed, b"not json", method="GET", content_type="text/plain")[0] == 401
 
 
-def test_both_keys_are_accepted(keyed: Any) -> None:
+def test_both_keys_are_accepted(keyed: Any, ROW: list[float]) -> None:
     for key in (API_KEY, "second-key-abcdefghijkl"):
         code, _, _ = call(keyed, {"data": [ROW]}, headers={"Authorization": f"Bearer {key}"})
         assert code == 200
@@ -265,7 +315,7 @@ def test_both_keys_are_accepted(keyed: Any) -> None:
 
 
 def test_key_never_reaches_the_log(
-    load_script: Callable[..., Any], caplog: pytest.LogCaptureFixture
+    load_script: Callable[..., Any], caplog: pytest.LogCaptureFixture, ROW: list[float]
 ) -> None:
     caplog.set_level(logging.DEBUG)
     keyed = load_script(SCORING_API_KEY=API_KEY)
@@ -276,7 +326,7 @@ def test_key_never_reaches_the_log(
     assert API_KEY not in repr(keyed._service.settings)
 
 
-def test_no_key_configured_means_no_check(scorer: Any) -> None:
+def test_no_key_configured_means_no_check(scorer: Any, ROW: list[float]) -> None:
     assert call(scorer, {"data": [ROW]}, headers={"Authorization": "Bearer anything"})[0] == 200
 
 
@@ -284,7 +334,7 @@ def test_no_key_configured_means_no_check(scorer: Any) -> None:
 
 
 def test_request_id_is_logged_and_echoed_on_rejections(
-    scorer: Any, caplog: pytest.LogCaptureFixture
+    scorer: Any, caplog: pytest.LogCaptureFixture, ROW: list[float]
 ) -> None:
     caplog.set_level(logging.INFO, logger="azmlinfsrv.score")
     headers = {"x-request-id": "req-42", "x-ms-client-request-id": "client-7"}
@@ -317,10 +367,10 @@ def test_tampered_bundle_fails_init_with_a_clear_log_line(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     copy = bundle.copy_to(tmp_path / "model")
-    spec = json.loads((copy / "linear_model.json").read_text())
-    spec["intercept"] += 1.0
-    (copy / "linear_model.json").write_text(json.dumps(spec))
-    with pytest.raises(ModelLoadError, match=r"linear_model\.json .* does not match"):
+    contract = json.loads((copy / "contract.json").read_text())
+    contract["title"] += " (edited)"
+    (copy / "contract.json").write_text(json.dumps(contract))
+    with pytest.raises(ModelLoadError, match=r"contract\.json .* does not match"):
         load_script(AZUREML_MODEL_DIR=str(copy))
     assert "scoring init failed, refusing to serve: model bundle failed its integrity check" in (
         caplog.text
@@ -336,7 +386,11 @@ def test_wrong_registered_digest_fails_init(load_script: Callable[..., Any]) -> 
     "below", ["diabetes", "diabetes-ridge/3"], ids=["one level down", "name/version"]
 )
 def test_model_below_the_model_dir_is_found(
-    load_script: Callable[..., Any], bundle: TrainedBundle, tmp_path: Path, below: str
+    load_script: Callable[..., Any],
+    bundle: TrainedBundle,
+    tmp_path: Path,
+    below: str,
+    ROW: list[float],
 ) -> None:
     bundle.copy_to(tmp_path / "models" / below)
     scorer = load_script(AZUREML_MODEL_DIR=str(tmp_path / "models"))
@@ -377,7 +431,9 @@ def test_invalid_settings_fail_init(
         assert value not in str(error.value)
 
 
-def test_collection_failure_never_breaks_scoring(load_script: Callable[..., Any]) -> None:
+def test_collection_failure_never_breaks_scoring(
+    load_script: Callable[..., Any], ROW: list[float]
+) -> None:
     # The monitoring SDK is not installed in the ops environment: collection must switch
     # itself off and scoring must go on.
     scorer = load_script(SCORING_COLLECT="true")

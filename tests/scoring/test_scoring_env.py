@@ -75,7 +75,7 @@ def test_pickle_from_training_loads_and_predicts_in_the_scoring_env(
         "import pandas as pd\n"
         "rows = pd.DataFrame(json.loads(sys.argv[1]), columns=list(model.feature_names_in_))\n"
         "print(json.dumps({'version': sklearn.__version__, "
-        "'predictions': model.predict(rows).tolist()}))\n"
+        f"'predictions': model.{bundle.spec.predict_method}(rows).tolist()}}))\n"
     )
     result = subprocess.run(
         [str(venv_python(scoring_venv)), "-c", script, json_rows(rows)],

@@ -22,14 +22,20 @@ from pipelines.scoring_env import (
     wait_healthy,
 )
 from scoring import openapi
-from scoring.schema import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS, EXAMPLE_ROW
-from tests.scoring.conftest import API_KEY, TrainedBundle
-from tests.scoring.test_score import BAD_REQUESTS
+from scoring.schema import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS
+from tests.bundles import TrainedBundle
+from tests.scoring.conftest import API_KEY
+from tests.scoring.test_score import CASES, bad_requests
 
 pytestmark = pytest.mark.integration
 
-ROW = list(EXAMPLE_ROW)
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+@pytest.fixture
+def ROW(bundle: TrainedBundle) -> list[float]:
+    """One real holdout row of the model served."""
+    return [float(value) for value in bundle.rows[0]]
 
 
 class Reply:
@@ -112,7 +118,7 @@ def test_server_listens_on_loopback_only(server: InferenceServer) -> None:
     assert listening == ["0100007F"]  # 127.0.0.1, little-endian hex
 
 
-def test_health_and_specs_need_no_key(server: InferenceServer) -> None:
+def test_health_and_specs_need_no_key(server: InferenceServer, bundle: TrainedBundle) -> None:
     health = send(server, method="GET", path="/", auth=False, content_type=None)
     assert (health.status, health.raw) == (200, b"Healthy")
     for query, name in (
@@ -124,7 +130,7 @@ def test_health_and_specs_need_no_key(server: InferenceServer) -> None:
             server, method="GET", path=f"/swagger.json{query}", auth=False, content_type=None
         )
         assert reply.status == 200
-        assert reply.json() == json.loads((openapi.SPEC_DIR / name).read_text())
+        assert reply.json() == openapi.specs(openapi.api_model(bundle.path))[name]
 
 
 def test_valid_rows_get_scikit_learn_predictions(
@@ -137,26 +143,30 @@ def test_valid_rows_get_scikit_learn_predictions(
     np.testing.assert_allclose(reply.json()["result"], bundle.expected(rows), rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize(
-    ("body", "options", "status", "fragment"),
-    [case[1:] for case in BAD_REQUESTS if case[0] != "PUT"],
-    ids=[case[0] for case in BAD_REQUESTS if case[0] != "PUT"],
-)
+@pytest.mark.parametrize("case", [case for case in CASES if case != "PUT"])
 def test_every_bad_request_gets_its_4xx_from_the_real_server(
-    server: InferenceServer, body: Any, options: dict[str, Any], status: int, fragment: str
+    server: InferenceServer,
+    bundle: TrainedBundle,
+    ROW: list[float],
+    case: str,
 ) -> None:
+    _, body, options, status, fragment = next(
+        c for c in bad_requests(bundle.spec.feature_names, ROW) if c[0] == case
+    )
     reply = send(server, body, **options)
     assert reply.status == status
     assert fragment in reply.json()["message"]
 
 
-def test_methods_outside_the_route_get_a_json_405(server: InferenceServer) -> None:
+def test_methods_outside_the_route_get_a_json_405(
+    server: InferenceServer, ROW: list[float]
+) -> None:
     reply = send(server, {"data": [ROW]}, method="PUT")
     assert reply.status == 405
     assert "message" in reply.json()
 
 
-def test_overlong_request_id_gets_a_json_431(server: InferenceServer) -> None:
+def test_overlong_request_id_gets_a_json_431(server: InferenceServer, ROW: list[float]) -> None:
     reply = send(server, {"data": [ROW]}, headers={"x-request-id": "x" * 101})
     assert reply.status == 431
     assert "x-request-id" in reply.json()["message"]
@@ -179,7 +189,7 @@ def test_body_over_the_limit_is_413(server: InferenceServer, chunked: bool) -> N
     ids=["no key", "wrong key"],
 )
 def test_missing_or_wrong_key_is_401(
-    server: InferenceServer, headers: dict[str, str], fragment: str
+    server: InferenceServer, headers: dict[str, str], fragment: str, ROW: list[float]
 ) -> None:
     reply = send(server, {"data": [ROW]}, headers=headers, auth=False)
     assert reply.status == 401
@@ -187,7 +197,7 @@ def test_missing_or_wrong_key_is_401(
     assert fragment in reply.json()["message"]
 
 
-def test_served_spec_agrees_with_the_behaviour(server: InferenceServer) -> None:
+def test_served_spec_agrees_with_the_behaviour(server: InferenceServer, ROW: list[float]) -> None:
     spec = send(
         server, method="GET", path="/swagger.json?version=3", auth=False, content_type=None
     ).json()
@@ -207,7 +217,11 @@ def test_served_spec_agrees_with_the_behaviour(server: InferenceServer) -> None:
     assert (max_rows, limit) == (DEFAULT_MAX_ROWS, DEFAULT_MAX_BODY_BYTES)
 
 
-def test_inputs_and_outputs_are_collected_with_the_request_id(server: InferenceServer) -> None:
+def test_inputs_and_outputs_are_collected_with_the_request_id(
+    server: InferenceServer,
+    bundle: TrainedBundle,
+    ROW: list[float],
+) -> None:
     assert (
         send(server, {"data": [ROW, ROW]}, headers={"x-request-id": "it-collect-7"}).status == 200
     )
@@ -225,14 +239,16 @@ def test_inputs_and_outputs_are_collected_with_the_request_id(server: InferenceS
                     found[entry["type"].rsplit(".", 1)[1]] = rows
         time.sleep(0.1)
     # The SDK serialises with pandas' to_json: 10 decimal places.
-    assert [row["bmi"] for row in found["model_inputs"]] == pytest.approx([ROW[2]] * 2, abs=1e-10)
+    third = bundle.spec.feature_names[2]
+    assert [row[third] for row in found["model_inputs"]] == pytest.approx([ROW[2]] * 2, abs=1e-10)
     assert [row["correlationid"] for row in found["model_outputs"]] == [
         "it-collect-7:0",
         "it-collect-7:1",
     ]
+    assert set(found["model_outputs"][0]) == {*bundle.spec.output_names, "correlationid"}
 
 
-def test_log_has_request_ids_and_never_the_key(server: InferenceServer) -> None:
+def test_log_has_request_ids_and_never_the_key(server: InferenceServer, ROW: list[float]) -> None:
     send(server, {"data": [ROW]}, headers={"x-request-id": "it-log-3"})
     send(server, {"data": []}, headers={"x-request-id": "it-log-4"})
     generated = send(server, {"data": [ROW]}).headers["x-request-id"]
@@ -245,6 +261,7 @@ def test_log_has_request_ids_and_never_the_key(server: InferenceServer) -> None:
     assert f"score {generated} status=200 rows=1" in log
     assert f"score {rejected} status=400" in log
     assert API_KEY not in log
+    assert "served by numpy (verified fast path)" in log
 
 
 @pytest.mark.parametrize("fault", ["tampered file", "wrong registered digest"])

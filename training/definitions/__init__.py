@@ -1,0 +1,1 @@
+"""The example model definitions (`training.spec.ModelSpec`), one module each."""
