@@ -54,6 +54,11 @@ CONTRACT: tuple[OutputSpec, ...] = (
     ),
     OutputSpec("log_analytics_workspace_id", "ARM id of the Log Analytics workspace"),
     OutputSpec("training_compute_name", "AML compute cluster for training jobs"),
+    OutputSpec(
+        "training_identity_client_id",
+        "client id of the training cluster's user-assigned identity (jobs' managed identity)",
+    ),
+    OutputSpec("training_identity_id", "ARM id of the training cluster's user-assigned identity"),
     OutputSpec("online_endpoint_name", "online endpoint shell the release pipeline deploys to"),
     OutputSpec("online_endpoint_auth_mode", "key or aml_token"),
     OutputSpec("batch_endpoint_name", "batch endpoint shell"),
@@ -118,6 +123,8 @@ class StackOutputs:
     app_insights_connection_string: str
     log_analytics_workspace_id: str
     training_compute_name: str
+    training_identity_client_id: str
+    training_identity_id: str
     online_endpoint_name: str
     online_endpoint_auth_mode: str
     batch_endpoint_name: str

@@ -215,6 +215,8 @@ def build(settings: Settings) -> dict[str, pulumi.Output[Any]]:
         app_insights_connection_string=connection_string,
         log_analytics_workspace_id=workspace.log_analytics.id,
         training_compute_name=training.compute_name,
+        training_identity_client_id=training.identity_client_id,
+        training_identity_id=training.identity_id,
         online_endpoint_name=endpoints.online.name,
         online_endpoint_auth_mode=pulumi.Output.from_input(settings.endpoints.online_auth_mode),
         batch_endpoint_name=endpoints.batch.name,

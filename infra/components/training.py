@@ -86,4 +86,14 @@ class TrainingCompute(pulumi.ComponentResource):
         )
         self.compute_name = self.compute.name
         self.principal_id = self.identity.principal_id
-        self.register_outputs({"compute_name": self.compute_name})
+        # Exported so a pipeline job can name this identity explicitly
+        # (azure-ai-ml `ManagedIdentityConfiguration(client_id=..., resource_id=...)`).
+        self.identity_client_id = self.identity.client_id
+        self.identity_id = self.identity.id
+        self.register_outputs(
+            {
+                "compute_name": self.compute_name,
+                "identity_client_id": self.identity_client_id,
+                "identity_id": self.identity_id,
+            }
+        )

@@ -155,6 +155,10 @@ def example_outputs(
         f"resourceGroups/rg-mlops-{environment}/providers/Microsoft.OperationalInsights/"
         f"workspaces/log-mlops-{environment}",
         "training_compute_name": "cpu-cluster",
+        "training_identity_client_id": "00000000-0000-0000-0000-000000000000",
+        "training_identity_id": "/subscriptions/00000000-0000-0000-0000-000000000000/"
+        f"resourceGroups/rg-mlops-{environment}/providers/Microsoft.ManagedIdentity/"
+        f"userAssignedIdentities/id-mlops-{environment}-training",
         "online_endpoint_name": f"diabetes-{environment}-{suffix}",
         "online_endpoint_auth_mode": "key",
         "batch_endpoint_name": f"diabetes-batch-{environment}-{suffix}",

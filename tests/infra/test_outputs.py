@@ -42,6 +42,24 @@ def test_pipelines_parse_what_the_stacks_export(recorded: RecordedStack) -> None
         assert outputs.inference_router_scheme == ("https" if settings.is_prod else "http")
 
 
+def test_training_identity_is_exported(recorded: RecordedStack) -> None:
+    """The pipelines can name the training cluster's identity on a job (issue 10)."""
+    settings = recorded.settings
+    identity = recorded.one(
+        "azure-native:managedidentity:UserAssignedIdentity", "training-identity"
+    )
+    assert identity.get("resourceName") == settings.names.training_identity
+    assert recorded.outputs["training_identity_id"] == identity.outputs["id"]
+    assert recorded.outputs["training_identity_client_id"] == identity.outputs["clientId"]
+    cluster = recorded.one("azure-native:machinelearningservices:Compute", "training-cluster")
+    assert cluster.get("identity.userAssignedIdentities") == [identity.outputs["id"]]
+    outputs = StackOutputs.from_json(json.dumps(recorded.outputs))
+    assert outputs.training_identity_client_id == identity.outputs["clientId"]
+    assert outputs.training_identity_id.endswith(
+        f"/userAssignedIdentities/{settings.names.training_identity}"
+    )
+
+
 def test_missing_key_is_a_clear_error(recordings: dict[str, RecordedStack]) -> None:
     data = dict(recordings["prod"].outputs)
     del data["workspace_name"]
