@@ -88,6 +88,7 @@ BAD_IMPORTS = {
     "pure-decisions": ("pipelines.release.plan", "mlflow"),
     "target-neutral-lifecycle": ("pipelines.lifecycle", "pipelines.targets.local"),
     "acyclic": ("pipelines.registry", "pipelines.targets.local"),
+    "program-without-tooling": ("infra.components.workspace", "infra.tooling.recording"),
 }
 
 

@@ -1,6 +1,6 @@
 """Autoscale settings of the Kubernetes deployment, from the project's capacity planner.
 
-`infra.sizing.replicas` (also behind `mlops infra size`) applies Azure ML's formula:
+`infra.tooling.sizing.replicas` (also behind `mlops infra size`) applies Azure ML's formula:
 replicas = ceil(rps x latency / target utilisation / max concurrent requests per replica).
 The peak it returns is the autoscaler's ceiling; the floor keeps two replicas so a node upgrade
 never leaves production on one pod. The same target utilisation goes to
@@ -18,7 +18,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from infra.sizing import SizingError, replicas
+from infra.tooling.sizing import SizingError, replicas
 from pipelines.azure.entities import ScalePlan
 from pipelines.errors import MlopsError
 

@@ -1,7 +1,7 @@
 """`mlops infra …`: offline plan, security check and capacity sizing of the Pulumi stacks.
 
 Everything here runs without Azure and without the Pulumi CLI: the Pulumi program runs
-under Pulumi's unit-test mocks (`infra.recording`). The live equivalents are
+under Pulumi's unit-test mocks (`infra.tooling.recording`). The live equivalents are
 `pulumi preview` (plan) and `pulumi preview --policy-pack infra/policy_pack` (policies).
 Heavy imports (Pulumi, the Azure SDK, checkov) happen inside the commands so that
 `mlops --help` stays fast.
@@ -24,10 +24,10 @@ from pipelines.console import console, err_console
 from pipelines.errors import MlopsError
 
 if TYPE_CHECKING:
-    from infra.devops.recording import RecordedDevops
-    from infra.plan import RecordedGraph
-    from infra.recording import RecordedStack
     from infra.settings import Settings
+    from infra.tooling.devops_recording import RecordedDevops
+    from infra.tooling.plan import RecordedGraph
+    from infra.tooling.recording import RecordedStack
 
 infra_app = typer.Typer(
     help="Offline plan, security check and capacity sizing of the Pulumi stacks.",
@@ -54,8 +54,8 @@ def _settings(stack: str) -> Settings:
 def _record(stack: str) -> RecordedStack:
     """Validate the stack file, then record the program offline."""
     _settings(stack)  # clear settings errors before Pulumi starts
-    from infra.recording import record_stack
     from infra.settings import SettingsError
+    from infra.tooling.recording import record_stack
 
     try:
         return record_stack(stack)
@@ -69,8 +69,8 @@ DEVOPS_STACK = "devops"
 
 def _record_devops() -> RecordedDevops:
     """Validate the Azure DevOps stack file, then record its program offline."""
-    from infra.devops.recording import record_devops
     from infra.devops.settings import DevopsSettingsError
+    from infra.tooling.devops_recording import record_devops
 
     try:
         return record_devops()
@@ -99,7 +99,7 @@ def plan(
     ),
 ) -> None:
     """Show every resource the stack would create, offline (`pulumi preview` is the live one)."""
-    from infra.plan import azure_name, key_settings, plan_json, short_type, tree_rows
+    from infra.tooling.plan import azure_name, key_settings, plan_json, short_type, tree_rows
 
     recorded: RecordedGraph
     if stack == DEVOPS_STACK:
@@ -146,7 +146,7 @@ def check(
     ),
 ) -> None:
     """Security posture: checkov on an ARM export of the graph, plus the project's policies."""
-    from infra.checks import CheckovError, check_stacks
+    from infra.tooling.checks import CheckovError, check_stacks
 
     stacks = _stacks(stack)
     recordings = {name: _record(name) for name in stacks}
@@ -231,7 +231,7 @@ def size(
     ),
 ) -> None:
     """Replicas and nodes for a load, using Azure ML's formula, mapped onto the stack settings."""
-    from infra.sizing import SizingError, SizingPlan, node_capacity, replicas
+    from infra.tooling.sizing import SizingError, SizingPlan, node_capacity, replicas
 
     settings = _settings(stack)
     try:
@@ -363,7 +363,7 @@ def prereqs(
     ),
 ) -> None:
     """Resource providers and features the stacks need, and the `az` commands registering them."""
-    from infra.prereqs import requirements
+    from infra.tooling.prereqs import requirements
 
     needed = requirements(_settings(name) for name in _stacks(stack))
     states: dict[str, str] = {}
@@ -429,7 +429,7 @@ def purge(
         )
     credential = _credential()
     subscription_id = _subscription(subscription)
-    from infra.purge import PurgeError, purge_key_vault, purge_workspace
+    from infra.tooling.purge import PurgeError, purge_key_vault, purge_workspace
 
     try:
         console.print(purge_workspace(settings, subscription_id, credential))

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from infra.devops.recording import RecordedDevops, record_devops
+from infra.tooling.devops_recording import RecordedDevops, record_devops
 from tests.devops.pipeline_files import PIPELINES_DIR
 
 

@@ -13,7 +13,6 @@ import pytest
 from typer.testing import CliRunner
 
 from infra.devops import program
-from infra.devops.recording import REPOSITORY_ID, RecordedDevops, record_devops
 from infra.devops.settings import (
     NAMESPACE,
     SUBSCRIPTION_ROLES,
@@ -21,8 +20,9 @@ from infra.devops.settings import (
     read_stack_config,
     settings_from_config,
 )
-from infra.recording import RecordedResource, record_stack
 from infra.settings import available_stacks
+from infra.tooling.devops_recording import REPOSITORY_ID, RecordedDevops, record_devops
+from infra.tooling.recording import RecordedResource, record_stack
 from pipelines.cli import app
 
 BRANCH = "azuredevops:index/checkBranchControl:CheckBranchControl"

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from infra.devops.recording import RecordedDevops
 from infra.devops.settings import (
     NAMESPACE,
     DevopsSettingsError,
     read_stack_config,
     settings_from_config,
 )
-from infra.recording import RecordedResource
+from infra.tooling.devops_recording import RecordedDevops
+from infra.tooling.recording import RecordedResource
 
 ENV = "azuredevops:index/environment:Environment"
 APPROVAL = "azuredevops:index/checkApproval:CheckApproval"

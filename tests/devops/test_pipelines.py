@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from infra.devops import program
-from infra.devops.recording import RecordedDevops
 from infra.devops.settings import read_stack_config
+from infra.tooling.devops_recording import RecordedDevops
 from pipelines.gate import GateDecision
 from pipelines.gate_summary import gate_record, json_sibling, write_gate_summary
 from tests.devops import pipeline_files as pf

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from infra.recording import RecordedStack, record_stack
 from infra.settings import read_stack_config
+from infra.tooling.recording import RecordedStack, record_stack
 
 STACKS = ("dev", "qa", "prod")
 
@@ -34,8 +34,8 @@ def recorded(request: pytest.FixtureRequest, recordings: dict[str, RecordedStack
 def check_reports(
     recordings: dict[str, RecordedStack], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
-    """`infra.checks` (checkov for real) over the three stacks, once per session."""
-    from infra.checks import check_stacks
+    """`infra.tooling.checks` (checkov for real) over the three stacks, once per session."""
+    from infra.tooling.checks import check_stacks
 
     workdir = tmp_path_factory.mktemp("arm")
     reports = check_stacks(list(STACKS), workdir, recordings)

@@ -7,9 +7,9 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from infra.checks import policy_resources
 from infra.policies import PolicyResource
-from infra.recording import RecordedStack
+from infra.tooling.checks import policy_resources
+from infra.tooling.recording import RecordedStack
 
 
 def mutated(

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from infra.checks import policy_resources
 from infra.components.aml_kubernetes import extension_settings
 from infra.policies import PolicyResource, evaluate
-from infra.recording import RecordedStack
 from infra.settings import SettingsError, settings_from_config
+from infra.tooling.checks import policy_resources
+from infra.tooling.recording import RecordedStack
 from tests.infra.graph_edits import mutated
 
 
@@ -247,8 +247,8 @@ def test_router_settings_match_the_extension_cli(
 
 @pytest.fixture(scope="module")
 def qa_managed(request: pytest.FixtureRequest) -> RecordedStack:
-    from infra.recording import record_stack
     from infra.settings import read_stack_config
+    from infra.tooling.recording import record_stack
 
     config = copy.deepcopy(read_stack_config("qa"))
     config["mlops:network"]["workspaceIsolationMode"] = "AllowOnlyApprovedOutbound"

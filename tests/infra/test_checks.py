@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from infra.arm import SPECS, to_arm_template
-from infra.checks import (
+from infra.tooling.arm import SPECS, to_arm_template
+from infra.tooling.checks import (
     CONDITIONAL_EXCEPTIONS,
     EXCEPTIONS,
     PROD_ONLY,
@@ -22,7 +22,7 @@ from infra.checks import (
     conditional_exceptions,
     missing_required,
 )
-from infra.recording import PLACEHOLDER_PREFIX, RecordedStack
+from infra.tooling.recording import PLACEHOLDER_PREFIX, RecordedStack
 
 
 def test_api_versions_match_the_installed_sdk() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from infra.recording import RecordedStack
+from infra.tooling.recording import RecordedStack
 from pipelines.cli import app
 
 runner = CliRunner()
@@ -130,14 +130,14 @@ def test_check_fails_on_a_violation(
     monkeypatch: pytest.MonkeyPatch, recordings: dict[str, RecordedStack]
 ) -> None:
     import pipelines.commands.infra as commands
-    from infra.checks import CheckResult, StackReport
+    from infra.tooling.checks import CheckResult, StackReport
 
     def fake_check_stacks(stacks: list[str], workdir: Any, recordings: Any) -> list[StackReport]:
         failing = CheckResult("dev", "checkov", "CKV_AZURE_44", "tls", "st", "failed")
         return [StackReport("dev", "dev", [failing])]
 
     monkeypatch.setattr(commands, "_record", lambda stack: recordings[stack])
-    monkeypatch.setattr("infra.checks.check_stacks", fake_check_stacks)
+    monkeypatch.setattr("infra.tooling.checks.check_stacks", fake_check_stacks)
     result = runner.invoke(app, ["infra", "check", "--stack", "dev"])
     assert result.exit_code == 1
     assert "CKV_AZURE_44" in result.stdout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.recording import RecordedStack
+from infra.tooling.recording import RecordedStack
 
 EXTENSION = "azure-native:kubernetesconfiguration:Extension"
 
@@ -170,7 +170,7 @@ def test_one_stack_owns_the_shared_registry(recordings: dict[str, RecordedStack]
 
 
 def test_pipeline_principal_gets_only_its_grants(stack_config) -> None:
-    from infra.recording import record_stack
+    from infra.tooling.recording import record_stack
 
     config = stack_config("prod")
     config["mlops:access"] = {"pipelinePrincipalId": "11111111-2222-3333-4444-555555555555"}

@@ -10,7 +10,7 @@ import pytest
 
 from infra.naming import name_problem
 from infra.policies import ALLOWED_ROLES, EXPLICIT_NAMES, REQUIRED_TAGS, ROLE_SCOPES, TAGGABLE
-from infra.recording import RecordedResource, RecordedStack
+from infra.tooling.recording import RecordedResource, RecordedStack
 
 EXTENSION = "azure-native:kubernetesconfiguration:Extension"
 INSTANCE_TYPE = "kubernetes:amlarc.azureml.com/v1alpha1:InstanceType"
@@ -275,7 +275,7 @@ def test_invokes_are_the_documented_ones(recorded: RecordedStack) -> None:
 
 def test_recording_is_repeatable(recordings: dict[str, RecordedStack]) -> None:
     """A second recording in the same process sees the same graph (no import-time state)."""
-    from infra.recording import record_stack
+    from infra.tooling.recording import record_stack
 
     again = record_stack("qa")
     # Registration order varies (the mock engine runs on threads); the graph does not.

@@ -12,9 +12,9 @@ import dataclasses
 
 import pytest
 
-from infra.checks import policy_resources
 from infra.policies import ALLOWED_ROLES, PolicyResource, evaluate
-from infra.recording import RecordedResource, RecordedStack
+from infra.tooling.checks import policy_resources
+from infra.tooling.recording import RecordedResource, RecordedStack
 
 ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"

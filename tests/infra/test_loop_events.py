@@ -14,8 +14,8 @@ from infra.components.loop_events import (
     RUN_STATUS_CHANGED,
     retrain_webhook_url,
 )
-from infra.recording import RecordedStack, record_stack
 from infra.settings import SettingsError, settings_from_config
+from infra.tooling.recording import RecordedStack, record_stack
 
 TOPIC = "azure-native:eventgrid:SystemTopic"
 SUBSCRIPTION = "azure-native:eventgrid:SystemTopicEventSubscription"

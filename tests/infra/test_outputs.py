@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from infra.outputs import CONTRACT, SECRET_KEYS, StackOutputs, StackOutputsError, required_keys
-from infra.recording import RecordedStack
+from infra.tooling.recording import RecordedStack
 
 
 def test_every_stack_exports_exactly_the_contract(recorded: RecordedStack) -> None:
@@ -106,7 +106,7 @@ def test_contract_module_does_not_load_the_azure_sdk() -> None:
 
 
 def test_docs_list_every_output_and_exception(project_root) -> None:
-    from infra.checks import EXCEPTIONS
+    from infra.tooling.checks import EXCEPTIONS
 
     docs = (project_root / "docs" / "infrastructure.md").read_text()
     for spec in CONTRACT:

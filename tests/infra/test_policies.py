@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from infra.checks import policy_resources
 from infra.policies import (
     PolicyResource,
     environment_of,
     evaluate,
 )
-from infra.recording import RecordedStack
+from infra.tooling.checks import policy_resources
+from infra.tooling.recording import RecordedStack
 from pipelines.scoring_env import (
     REPO_ROOT,
     STAMP_FILE,

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from infra.prereqs import requirements
 from infra.settings import load_stack_settings
+from infra.tooling.prereqs import requirements
 
 
 def _mlops(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -103,7 +103,7 @@ class _FakeVaults:
 def test_key_vault_purge(monkeypatch: pytest.MonkeyPatch, protected: bool) -> None:
     import azure.mgmt.keyvault
 
-    from infra.purge import PurgeError, purge_key_vault
+    from infra.tooling.purge import PurgeError, purge_key_vault
 
     vaults = _FakeVaults(purge_error=protected)
     monkeypatch.setattr(

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from infra.components.aks import READ_ONLY_PREVIEW_ENV
-from infra.recording import record_stack
+from infra.tooling.recording import record_stack
 
 ADMIN_CREDENTIALS = "azure-native:containerservice:listManagedClusterAdminCredentials"
 KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infra.sizing import (
+from infra.tooling.sizing import (
     SizingError,
     SizingPlan,
     cpu_millicores,

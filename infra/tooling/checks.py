@@ -379,8 +379,8 @@ def check_stacks(
     stacks: Sequence[str], workdir: Path, recordings: dict[str, Any] | None = None
 ) -> list[StackReport]:
     """Record, export, scan and evaluate the given stacks."""
-    from infra.arm import to_arm_template  # deferred: pulls in the recording machinery
-    from infra.recording import record_stack
+    from infra.tooling.arm import to_arm_template  # deferred: pulls in the recording machinery
+    from infra.tooling.recording import record_stack
 
     recordings = dict(recordings or {})
     templates: dict[str, Path] = {}

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.recording import RecordedResource, RecordedStack
+from infra.tooling.recording import RecordedResource, RecordedStack
 
 SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
 TOP_LEVEL = frozenset({"location", "tags", "sku", "identity", "kind", "zones", "extendedLocation"})
@@ -336,7 +336,9 @@ def to_arm_template(recorded: RecordedStack) -> dict[str, Any]:
         }
     )
     if unknown:
-        raise ValueError(f"No ARM mapping for {', '.join(unknown)}; add it to infra/arm.py.")
+        raise ValueError(
+            f"No ARM mapping for {', '.join(unknown)}; add it to infra/tooling/arm.py."
+        )
     resources = [arm for r in recorded if (arm := arm_resource(r, secrets)) is not None]
     return {
         "$schema": SCHEMA,

@@ -1,7 +1,7 @@
 """The offline plan: every resource a stack would create, with its key settings.
 
 `pulumi preview` is the live equivalent; this one runs without Azure or the Pulumi CLI,
-from the offline recording (`infra.recording`).
+from the offline recording (`infra.tooling.recording`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from infra.recording import PLACEHOLDER_PREFIX, RecordedResource
+from infra.tooling.recording import PLACEHOLDER_PREFIX, RecordedResource
 
 MASK = "[secret]"
 
@@ -108,9 +108,9 @@ KEY_SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
 
 def azure_name(resource: RecordedResource) -> str:
     """The name the resource gets in Azure or Kubernetes (falls back to the logical name)."""
-    from infra.arm import SPECS
     from infra.devops.settings import ROLE_NAMES
     from infra.policies import ALLOWED_ROLES
+    from infra.tooling.arm import SPECS
 
     inputs = resource.inputs
     if resource.type.startswith("azuredevops:"):

@@ -1,6 +1,6 @@
 """Run the Azure DevOps program offline under Pulumi's mocks and record what it registers.
 
-Reuses the platform's recording harness (`infra.recording`): the same recording monitor and
+Reuses the platform's recording harness (`infra.tooling.recording`): the same recording monitor and
 Azure mocks, plus answers for the Azure DevOps invokes and the ids Azure DevOps returns
 (integers for pipelines, the issuer and subject of a federated service connection).
 """
@@ -16,7 +16,7 @@ from typing import Any
 from pulumi.runtime import mocks
 
 from infra.devops.settings import NAMESPACE, STACK, DevopsSettings, read_stack_config
-from infra.recording import OfflineMocks, RecordedResource, RecordingMonitor, run_program
+from infra.tooling.recording import OfflineMocks, RecordedResource, RecordingMonitor, run_program
 
 ORGANIZATION_ID = "00000000-0000-0000-0000-0000000000ad"
 PROJECT_ID = "00000000-0000-0000-0000-00000000000b"
