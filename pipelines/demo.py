@@ -12,7 +12,7 @@
    parameters and code), and the gate does not register it twice.
 4. A clearly worse model (the definition's `worse` settings; diabetes: alpha 1000) meets the
    gate: rejected, production unchanged.
-5. The loop (pipelines/monitoring/demo_loop.py): heavier patients' traffic reaches production,
+5. The loop (pipelines/demo_loop.py): heavier patients' traffic reaches production,
    `mlops monitor` finds the drift and writes its report, their true targets arrive as labels,
    `mlops feedback` makes a training data set of them, and the chain retrains on it: gate,
    register, release. Only for definitions that name a drift feature (diabetes: BMI).
@@ -31,6 +31,7 @@ from rich.table import Table
 from pipelines.configs import gate_config
 from pipelines.connect import serving_target, tracking_for
 from pipelines.console import console, display_path, mlops_command
+from pipelines.demo_loop import LoopResult, loop_text, run_loop
 from pipelines.gate import is_identical
 from pipelines.lifecycle import (
     LifecycleResult,
@@ -40,7 +41,6 @@ from pipelines.lifecycle import (
     metrics_text,
     run_release,
 )
-from pipelines.monitoring.demo_loop import LoopResult, loop_text, run_loop
 from pipelines.release.plan import PROD_ENDPOINT, live_slot
 from pipelines.settings import TargetName
 from pipelines.targets.local import LocalTarget

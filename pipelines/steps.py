@@ -130,12 +130,12 @@ def git_commit() -> str:
 def load_table(data_path: Path | None, spec: ModelSpec) -> pd.DataFrame:
     """The bundled data, a CSV/Parquet file, or a training data set version (`<name>:<n>`)."""
     if data_path is not None and not data_path.exists():
-        from pipelines.monitoring.datasets import parse_ref
+        from pipelines.datastore.datasets import parse_ref
 
         ref = parse_ref(str(data_path))
         if ref is not None:
-            from pipelines.monitoring.datasets import read_version
-            from pipelines.monitoring.store import local_store
+            from pipelines.datastore.datasets import read_version
+            from pipelines.datastore.store import local_store
             from pipelines.settings import load_settings
 
             table, _ = read_version(local_store(load_settings()), ref)

@@ -10,7 +10,7 @@ the retrain pipeline (infra/devops/program.py, RetrainWebhook):
   Azure/azureml-assets `model_monitor_evaluate_metrics_threshold/evaluate_metrics_threshold.py`);
 - the storage account's topic (`Microsoft.Storage.StorageAccounts`): `BlobCreated` of the
   `lineage.json` that completes a training data set version under `training-data/`
-  (pipelines/monitoring/datasets.py).
+  (pipelines/datastore/datasets.py).
 Event Grid requires a webhook to prove ownership (Learn, "event-grid/webhook-event-delivery"):
 Azure DevOps cannot echo the validation code, so the retrain pipeline's `mlops event` step GETs
 the validation URL the first event carries (pipelines/monitoring/events.py).

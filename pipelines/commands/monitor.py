@@ -17,7 +17,7 @@ from pipelines.commands.options import ModelName, TargetName
 from pipelines.console import console
 
 if TYPE_CHECKING:
-    from pipelines.monitoring.store import BlobStore
+    from pipelines.datastore.store import BlobStore
     from pipelines.settings import Settings
     from pipelines.steps import Tracking
     from pipelines.targets.local import LocalTarget
@@ -37,7 +37,7 @@ Deployment = Annotated[
 
 def _local(model_name: str | None) -> tuple[Settings, Tracking, LocalTarget, BlobStore]:
     from pipelines.connect import serving_target
-    from pipelines.monitoring.store import local_store
+    from pipelines.datastore.store import local_store
     from pipelines.steps import Tracking
     from pipelines.targets.local import LocalTarget
 
@@ -74,7 +74,7 @@ def monitor_command(
     model_name: ModelName = None,
 ) -> None:
     """Drift and data quality of collected production data against the training reference."""
-    from pipelines.monitoring.collected import parse_window
+    from pipelines.datastore.collected import parse_window
     from pipelines.monitoring.drift import OUTCOME_DRIFT
     from pipelines.monitoring.monitor import monitor, print_run, served
     from pipelines.monitoring.thresholds import THRESHOLDS
@@ -86,7 +86,7 @@ def monitor_command(
         report_dir = settings.state_dir / "monitoring" / f"{endpoint}-{name}"
     with console.status("Reading collected data and computing drift…"):
         run = monitor(
-            settings, tracking, local, store,
+            tracking, local, store, capture=settings.collected_dir,
             endpoint=endpoint, deployment=deployment, window=span, thresholds=THRESHOLDS,
             report_dir=report_dir,
         )  # fmt: skip
@@ -104,9 +104,9 @@ def retrain(settings: Settings, tracking: Tracking) -> None:
     from pipelines.commands.training import summary
     from pipelines.configs import gate_config, training_config
     from pipelines.connect import serving_target
+    from pipelines.datastore.datasets import FEEDBACK_NAME, DataSetRef, versions
+    from pipelines.datastore.store import local_store
     from pipelines.lifecycle import lifecycle
-    from pipelines.monitoring.datasets import FEEDBACK_NAME, DataSetRef, versions
-    from pipelines.monitoring.store import local_store
 
     known = versions(local_store(settings), FEEDBACK_NAME)
     data = Path(str(DataSetRef(FEEDBACK_NAME, known[-1]))) if known else None
@@ -133,14 +133,14 @@ def feedback_command(
     model_name: ModelName = None,
 ) -> None:
     """Join labels with the collected inputs into a new versioned training data set."""
-    from pipelines.monitoring.collected import parse_window
+    from pipelines.datastore.collected import parse_window
     from pipelines.monitoring.feedback import feedback
 
     span = parse_window(window)
     settings, tracking, local, store = _local(model_name)
     with console.status("Joining labels with the collected inputs…"):
         result = feedback(
-            settings, tracking, local, store,
+            tracking, local, store, capture=settings.collected_dir,
             labels_path=labels, endpoint=endpoint, deployment=deployment, window=span,
         )  # fmt: skip
     lineage = result.lineage

@@ -13,8 +13,8 @@ import typer
 from pipelines import connect, lifecycle
 from pipelines.commands.options import ModelName, ModelRef, Target, TargetName
 from pipelines.console import console, display_path
+from pipelines.datastore.layout import deployment_prefix
 from pipelines.errors import MlopsError
-from pipelines.monitoring.layout import deployment_prefix
 
 
 def serve_command(

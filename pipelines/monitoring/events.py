@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.monitoring.datasets import DataSetRef, parse_ref
+from pipelines.datastore.datasets import DataSetRef, parse_ref
 
 VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
 BLOB_CREATED = "Microsoft.Storage.BlobCreated"

@@ -18,16 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from pipelines.datastore import layout
+from pipelines.datastore.collected import Window, collection_frame, mirror_local_capture
+from pipelines.datastore.datasets import FEEDBACK_NAME, DataSetRef, write_version
 from pipelines.errors import MlopsError
-from pipelines.monitoring import layout
-from pipelines.monitoring.collected import Window, collection_frame, mirror_local_capture
-from pipelines.monitoring.datasets import FEEDBACK_NAME, DataSetRef, write_version
 
 if TYPE_CHECKING:
-    from pipelines.monitoring.store import BlobStore
-    from pipelines.settings import Settings
+    from pipelines.datastore.store import BlobStore
+    from pipelines.release.interface import ServingTarget
     from pipelines.steps import Tracking
-    from pipelines.targets.local import LocalTarget
 
 ID_COLUMNS = ("correlationid", "request_id")
 TARGET = "target"  # training.data.TARGET
@@ -105,11 +104,11 @@ def check_labels(labels: pd.DataFrame, known: pd.Series, path: Path) -> pd.DataF
 
 
 def feedback(
-    settings: Settings,
     tracking: Tracking,
-    local: LocalTarget,
+    serving: ServingTarget,
     store: BlobStore,
     *,
+    capture: Path | None,
     labels_path: Path,
     endpoint: str,
     deployment: str | None,
@@ -122,8 +121,9 @@ def feedback(
     spec = current_spec()
 
     labels = read_labels(labels_path)  # a malformed file fails before any blob is touched
-    mirror_local_capture(settings.collected_dir, store)
-    target = served(local, store, endpoint, deployment)
+    if capture is not None:  # the local target's data collector (see monitor.monitor)
+        mirror_local_capture(capture, store)
+    target = served(serving, store, endpoint, deployment)
     inputs = collection_frame(
         store, target.endpoint, target.deployment, layout.INPUTS, window, list(spec.feature_names)
     )

@@ -18,19 +18,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from pipelines.datastore import layout
+from pipelines.datastore.collected import Window, collection_frame, mirror_local_capture
 from pipelines.errors import MlopsError
-from pipelines.monitoring import layout
-from pipelines.monitoring.collected import Window, collection_frame, mirror_local_capture
 from pipelines.monitoring.drift import Evaluation, evaluate
 from pipelines.monitoring.report import Context, write_report
 from pipelines.monitoring.thresholds import Thresholds
 
 if TYPE_CHECKING:
-    from pipelines.monitoring.store import BlobStore
+    from pipelines.datastore.store import BlobStore
     from pipelines.registry import RegisteredVersion
-    from pipelines.settings import Settings
+    from pipelines.release.interface import ServingTarget
     from pipelines.steps import Tracking
-    from pipelines.targets.local import LocalTarget
 
 PREDICTION = "prediction"  # scoring.schema.PREDICTION_COLUMN
 
@@ -59,12 +58,13 @@ def collected_deployments(store: BlobStore, endpoint: str) -> list[str]:
     return sorted({blob.name[len(prefix) :].split("/", 1)[0] for blob in store.list(prefix)})
 
 
-def served(local: LocalTarget, store: BlobStore, endpoint: str, deployment: str | None) -> Served:
+def served(
+    target: ServingTarget, store: BlobStore, endpoint: str, deployment: str | None
+) -> Served:
     """The monitored deployment (default: the one holding the traffic) and its model version."""
     from pipelines.release.plan import live_slot
 
-    record = local.endpoint(endpoint)
-    name = deployment or live_slot(record.traffic)
+    name = deployment or live_slot(target.traffic(endpoint))
     if name is None:
         found = collected_deployments(store, endpoint)
         known = f"collected data exists for: {', '.join(found)}" if found else "none collected"
@@ -72,9 +72,10 @@ def served(local: LocalTarget, store: BlobStore, endpoint: str, deployment: str 
             f"endpoint {endpoint} has no live deployment to monitor; pass --deployment NAME "
             f"({known})"
         )
-    if name in record.deployments:
-        return Served(endpoint, name, local.registry.get(record.deployments[name].model))
-    production = local.registry.production()
+    views = {view.name: view for view in target.endpoints()}
+    if endpoint in views and name in views[endpoint].deployments:
+        return Served(endpoint, name, target.registry.get(views[endpoint].deployments[name].model))
+    production = target.registry.production()
     if production is None:
         raise MlopsError(
             f"no model is in production to compare {endpoint}/{name} with; run `mlops run` first"
@@ -129,22 +130,27 @@ def production_window(
 
 
 def monitor(
-    settings: Settings,
     tracking: Tracking,
-    local: LocalTarget,
+    serving: ServingTarget,
     store: BlobStore,
     *,
+    capture: Path | None,
     endpoint: str,
     deployment: str | None,
     window: Window,
     thresholds: Thresholds,
     report_dir: Path,
 ) -> MonitorRun:
-    """Copy the local capture to the store, read the window, evaluate, write the report."""
+    """Read the window, evaluate, write the report.
+
+    `capture` is the local target's capture directory, copied to the store first (what the data
+    collector does on Azure); None on Azure, where the collector writes to the store itself.
+    """
     from training.spec import current_spec
 
-    mirror_local_capture(settings.collected_dir, store)
-    target = served(local, store, endpoint, deployment)
+    if capture is not None:
+        mirror_local_capture(capture, store)
+    target = served(serving, store, endpoint, deployment)
     features = list(current_spec().feature_names)
     production = production_window(store, target, window, features)
     reference, label = reference_data(tracking, target.version)

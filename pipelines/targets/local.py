@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.atomic import write_text_atomically
+from pipelines.datastore.layout import deployment_prefix
 from pipelines.errors import MlopsError
-from pipelines.monitoring.layout import deployment_prefix
 from pipelines.processes import process_alive
 from pipelines.registry import ModelRegistry, RegisteredVersion
 from pipelines.release.plan import PROD_ENDPOINT, check_endpoint, live_slot, validate_traffic
@@ -231,7 +231,7 @@ class LocalTarget:
     # -- operations ------------------------------------------------------------------------
     def teardown(self) -> list[str]:
         """Stop every local deployment and the local blob storage; returns what was stopped."""
-        from pipelines.monitoring import azurite
+        from pipelines.datastore import azurite
 
         stopped = []
         for record in self.endpoints():

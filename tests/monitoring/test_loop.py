@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 
 from pipelines.commands.monitor import DRIFT_EXIT_CODE
+from pipelines.datastore import azurite, layout
+from pipelines.datastore.datasets import FEEDBACK_NAME, versions
+from pipelines.datastore.store import local_store
 from pipelines.gate import GateConfig
-from pipelines.monitoring import azurite, layout
-from pipelines.monitoring.datasets import FEEDBACK_NAME, versions
-from pipelines.monitoring.store import local_store
 from pipelines.settings import Settings, load_settings
 from pipelines.steps import Tracking, evaluate, register, train
 from pipelines.targets.local import process_alive

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.errors import MlopsError
-from pipelines.monitoring import azurite, layout
-from pipelines.monitoring.collected import (
+from pipelines.datastore import azurite, layout
+from pipelines.datastore.collected import (
     Window,
     collection_frame,
     mirror_local_capture,
     parse_window,
 )
-from pipelines.monitoring.store import BlobStore, local_store
+from pipelines.datastore.store import BlobStore, local_store
+from pipelines.errors import MlopsError
 from pipelines.processes import process_alive
 from pipelines.settings import Settings, load_settings
 from scoring.collection import CaptureFileHandler

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.monitoring import azurite
+from pipelines.datastore import azurite
 from pipelines.registry import ModelRegistry
 from pipelines.settings import load_settings
 

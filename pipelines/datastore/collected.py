@@ -21,13 +21,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines.datastore import layout
 from pipelines.errors import MlopsError
-from pipelines.monitoring import layout
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pipelines.monitoring.store import BlobStore
+    from pipelines.datastore.store import BlobStore
 
 CORRELATION_COLUMN = "correlationid"  # as scoring.collection.CORRELATION_COLUMN
 TIME_COLUMN = "time"

@@ -21,14 +21,14 @@ import numpy as np
 import pandas as pd
 
 from pipelines.console import console, display_path
+from pipelines.datastore import layout
 from pipelines.errors import MlopsError
-from pipelines.monitoring import layout
 from pipelines.monitoring.thresholds import THRESHOLDS
 
 if TYPE_CHECKING:
+    from pipelines.datastore.datasets import DataSetRef
     from pipelines.gate import GateConfig
     from pipelines.lifecycle import LifecycleResult
-    from pipelines.monitoring.datasets import DataSetRef
     from pipelines.monitoring.monitor import MonitorRun
     from pipelines.settings import Settings
     from pipelines.steps import Tracking
@@ -132,12 +132,12 @@ def run_loop(
     config: TrainingConfig,
 ) -> LoopResult:
     """Traffic → monitor → feedback → retrain; each step printed as it happens."""
+    from pipelines.datastore.collected import parse_window
+    from pipelines.datastore.store import local_store
     from pipelines.lifecycle import lifecycle
-    from pipelines.monitoring.collected import parse_window
     from pipelines.monitoring.drift import OUTCOME_DRIFT
     from pipelines.monitoring.feedback import feedback
     from pipelines.monitoring.monitor import monitor, print_run, served
-    from pipelines.monitoring.store import local_store
     from pipelines.release.plan import PROD_ENDPOINT
     from pipelines.steps import DataValidationError
     from training.spec import current_spec
@@ -157,8 +157,8 @@ def run_loop(
     report_dir = settings.state_dir / "monitoring" / f"{PROD_ENDPOINT}-{deployment}"
     with console.status("Monitor: drift against the training reference…"):
         run = monitor(
-            settings, tracking, local, store, endpoint=PROD_ENDPOINT, deployment=deployment,
-            window=window, thresholds=THRESHOLDS, report_dir=report_dir,
+            tracking, local, store, capture=settings.collected_dir, endpoint=PROD_ENDPOINT,
+            deployment=deployment, window=window, thresholds=THRESHOLDS, report_dir=report_dir,
         )  # fmt: skip
     print_run(run)
     if run.evaluation.outcome != OUTCOME_DRIFT:
@@ -170,8 +170,8 @@ def run_loop(
     ).to_csv(labels, index=False)
     with console.status("Feedback: joining the true targets with the collected inputs…"):
         result = feedback(
-            settings, tracking, local, store, labels_path=labels, endpoint=PROD_ENDPOINT,
-            deployment=deployment, window=window,
+            tracking, local, store, capture=settings.collected_dir, labels_path=labels,
+            endpoint=PROD_ENDPOINT, deployment=deployment, window=window,
         )  # fmt: skip
     console.print(
         f"[green]✓[/] {LABELLED_ROWS} labels arrived → training data set {result.ref} "

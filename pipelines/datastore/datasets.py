@@ -22,7 +22,7 @@ from pipelines.errors import MlopsError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pipelines.monitoring.store import BlobStore
+    from pipelines.datastore.store import BlobStore
 
 PREFIX = "training-data"
 FEEDBACK_NAME = "diabetes-feedback"

@@ -90,7 +90,7 @@ def local_store(settings: Settings) -> BlobStore:
     from azure.core.exceptions import ResourceExistsError
     from azure.storage.blob import BlobServiceClient
 
-    from pipelines.monitoring import azurite
+    from pipelines.datastore import azurite
 
     server = azurite.ensure_running(settings)
     service = BlobServiceClient.from_connection_string(server.connection_string)
