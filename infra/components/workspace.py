@@ -67,7 +67,7 @@ class Workspace(pulumi.ComponentResource):
             resource_group_name=resource_group_name,
             location=settings.location,
             kind="StorageV2",
-            sku=storage.SkuArgs(name=settings.storage_sku),
+            sku=storage.SkuArgs(name=settings.storage.sku),
             access_tier=storage.AccessTier.HOT,
             enable_https_traffic_only=True,
             minimum_tls_version="TLS1_2",
@@ -97,7 +97,7 @@ class Workspace(pulumi.ComponentResource):
                 public_access=storage.PublicAccess.NONE,
                 opts=child(self),
             )
-            for container in settings.storage_containers
+            for container in settings.storage.containers
         ]
 
         # --- Key Vault ----------------------------------------------------------------
@@ -135,7 +135,7 @@ class Workspace(pulumi.ComponentResource):
             resource_group_name=resource_group_name,
             location=settings.location,
             sku=operationalinsights.WorkspaceSkuArgs(name="PerGB2018"),
-            retention_in_days=settings.log_retention_days,
+            retention_in_days=settings.monitoring.log_retention_days,
             tags=tags,
             opts=child(self),
         )
@@ -148,19 +148,19 @@ class Workspace(pulumi.ComponentResource):
             application_type="web",
             workspace_resource_id=self.log_analytics.id,
             ingestion_mode="LogAnalytics",
-            retention_in_days=settings.log_retention_days,
+            retention_in_days=settings.monitoring.log_retention_days,
             tags=tags,
             opts=child(self),
         )
 
         # --- container registry ---------------------------------------------------------
-        premium = settings.acr_sku == "Premium"
+        premium = settings.container_registry.sku == "Premium"
         self.acr = containerregistry.Registry(
             f"{name}-acr",
             registry_name=names.container_registry,
             resource_group_name=resource_group_name,
             location=settings.location,
-            sku=containerregistry.SkuArgs(name=settings.acr_sku),
+            sku=containerregistry.SkuArgs(name=settings.container_registry.sku),
             admin_user_enabled=False,
             anonymous_pull_enabled=False,
             # Public access can only be switched off on Premium (private link).
@@ -169,7 +169,7 @@ class Workspace(pulumi.ComponentResource):
             zone_redundancy=_enabled(premium),
             policies=containerregistry.PoliciesArgs(
                 quarantine_policy=containerregistry.QuarantinePolicyArgs(
-                    status="enabled" if settings.acr_quarantine else "disabled"
+                    status="enabled" if settings.container_registry.quarantine else "disabled"
                 ),
                 retention_policy=containerregistry.RetentionPolicyArgs(
                     days=30, status="enabled" if premium else "disabled"

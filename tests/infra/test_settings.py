@@ -186,7 +186,7 @@ def test_wrong_type(stack_config) -> None:
 def test_max_pods_below_50(stack_config) -> None:
     config = stack_config("dev")
     config["mlops:aks"]["maxPods"] = 30
-    assert "must be at least 50" in _fail(config)
+    assert "mlops:aks.maxPods is 30 but must be between 50 and 250; raise it" in _fail(config)
 
 
 def test_private_aci_needs_a_private_network(stack_config) -> None:
@@ -262,3 +262,153 @@ def test_reserved_namespace(stack_config) -> None:
     config = stack_config("dev")
     config["mlops:inference"]["teamNamespaces"] = ["azureml"]
     assert "reserved for the extension" in _fail(config)
+
+
+# --- rules that had no test, each fed its broken input ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stack", "edit", "expected"),
+    [
+        ("dev", lambda c: c["mlops:network"].update(aksSubnet="10.50.0.0/20"),
+         "mlops:network.aksSubnet (10.50.0.0/20) is outside addressSpace (10.40.0.0/16)"),
+        ("dev", lambda c: c["mlops:containerRegistry"].update(quarantine="true"),
+         "mlops:containerRegistry.quarantine is true on the workspace registry"),
+        ("dev", lambda c: c["mlops:inference"].update(instanceTypes=[]),
+         "mlops:inference.instanceTypes is empty; declare at least one instance type"),
+        ("dev", lambda c: c["mlops:inference"]["instanceTypes"].append(
+            dict(c["mlops:inference"]["instanceTypes"][0])),
+         "mlops:inference.instanceTypes declares defaultinstancetype twice; rename one"),
+        ("dev", lambda c: c["mlops:inference"]["instanceTypes"][0].update(cpuLimit="lots"),
+         "mlops:inference.instanceTypes[0].cpuLimit is 'lots', not a quantity like 500m"),
+        ("dev", lambda c: c["mlops:inference"]["instanceTypes"][0].update(cpuLimt="1"),
+         "instanceTypes[0].cpuLimt is not a known setting; did you mean 'cpuLimit'"),
+        ("qa", lambda c: c["mlops:endpoints"].update(batchName=c["mlops:endpoints"]["onlineName"]),
+         "mlops:endpoints.batchName equals onlineName; give the endpoints distinct names"),
+        ("qa", lambda c: c["mlops:aci"].update(scoringKeySecret="other-key"),
+         "mlops:aci.scoringKeySecret names 'other-key', which is not in keyVault.secrets"),
+        ("qa", lambda c: c["mlops:aci"].update(cpu="8"),
+         "mlops:aci.cpu is 8.0 but must be between 0.1 and 4.0; lower it"),
+        ("dev", lambda c: c["mlops:tags"].update({"team/owner": "x"}),
+         "mlops:tags.team/owner is not a valid Azure tag"),
+        ("dev", lambda c: c["mlops:tags"].update(critical=True),
+         "mlops:tags.critical must be a string, not True; quote it"),
+        ("dev", lambda c: c["mlops:aks"].update(enabled="maybe"),
+         "mlops:aks.enabled must be true or false, not 'maybe'"),
+        ("dev", lambda c: c["mlops:aks"].update(enabled=1),
+         "mlops:aks.enabled must be true or false, not 1"),
+        ("dev", lambda c: c["mlops:aks"]["systemPool"].update(minCount=0),
+         "mlops:aks.systemPool.minCount is 0 but must be between 1 and 1000; raise it"),
+        ("dev", lambda c: c["mlops:aks"]["systemPool"].update(osDiskType="SSD"),
+         "mlops:aks.systemPool.osDiskType is 'SSD' but must be one of Managed, Ephemeral"),
+        ("dev", lambda c: c["mlops:aks"].update(systemPool="big"),
+         "mlops:aks.systemPool must be an object, not 'big'"),
+        ("dev", lambda c: c["mlops:aks"].update(authorizedIpRanges="10.0.0.0/24"),
+         "mlops:aks.authorizedIpRanges must be a list, not '10.0.0.0/24'"),
+        ("dev", lambda c: c["mlops:aks"].update(adminGroupObjectIds=["admins"]),
+         "mlops:aks.adminGroupObjectIds[0] is 'admins', not an object id"),
+        ("dev", lambda c: c["mlops:training"].update(maxNodes=2.5),
+         "mlops:training.maxNodes must be a whole number, not 2.5"),
+        ("dev", lambda c: c["mlops:keyVault"].update(softDeleteRetentionDays=120),
+         "mlops:keyVault.softDeleteRetentionDays is 120 but must be between 7 and 90; lower it"),
+        ("dev", lambda c: c["mlops:keyVault"]["secrets"][0].update(expiresOn=1700000000),
+         "mlops:keyVault.secrets[0].expiresOn must be a date like 2027-12-31"),
+        ("dev", lambda c: c["mlops:modelRegistry"].update(replicationLocations=["mars"]),
+         "mlops:modelRegistry.replicationLocations[0] is 'mars', which is not an Azure region"),
+        ("dev", lambda c: c.update({"mlops:access": {"pipelinePrincipalId": "release"}}),
+         "mlops:access.pipelinePrincipalId is 'release', not an object id"),
+        ("dev", lambda c: c.update({"mlops:suffix": 12345}),
+         "mlops:suffix must be a string, not 12345; quote it"),
+        ("dev", lambda c: c.update({"mlops:prefix": "MLOps"}),
+         "mlops:prefix is 'MLOps' but must be 2-8 lowercase letters or digits"),
+        ("dev", lambda c: c.update({"mlops:environment": "staging"}),
+         "mlops:environment is 'staging' but must be one of dev, qa, prod"),
+        ("dev", lambda c: c.update({"mlops:key_vault": {}}),
+         "mlops:key_vault is not a known setting; did you mean 'keyVault'"),
+        ("dev", lambda c: c.update({"mlops:location": "westeurope"}),
+         "mlops:location is not a known setting; set azure-native:location instead"),
+        ("dev", lambda c: c.pop("azure-native:location"),
+         "azure-native:location is missing; add it"),
+        ("dev", lambda c: c.pop("mlops:aks"), "mlops:aks is missing; add it"),
+        ("qa", lambda c: c["mlops:network"].update(publicNetworkAccess=False),
+         "mlops:network disables public access without a private network"),
+    ],
+)  # fmt: skip
+def test_each_rule_refuses_its_broken_input(stack_config, stack, edit, expected) -> None:
+    config = stack_config(stack)
+    edit(config)
+    assert expected in _fail(config, stack)
+
+
+def test_null_means_the_default(stack_config) -> None:
+    config = stack_config("dev")
+    config["mlops:aks"]["maxPods"] = None  # `maxPods:` with no value in YAML
+    config["mlops:loop"] = {"devopsOrganization": ""}
+    settings = settings_from_config(config, "dev")
+    assert settings.aks.max_pods == 50
+    assert settings.loop.devops_organization is None
+
+
+def test_model_registry_defaults_to_the_stack_region_and_shared_group(stack_config) -> None:
+    config = stack_config("qa")
+    config["azure-native:location"] = "North Europe"
+    config["mlops:modelRegistry"].pop("location", None)
+    config["mlops:modelRegistry"].pop("resourceGroup", None)
+    registry = settings_from_config(config, "qa").model_registry
+    assert (registry.location, registry.resource_group) == ("northeurope", "rg-mlops-shared")
+
+
+def _leaves(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(value, dict):
+        return [leaf for key, item in value.items() for leaf in _leaves(item, (*path, key))]
+    if isinstance(value, list) and value:
+        return [leaf for i, item in enumerate(value) for leaf in _leaves(item, (*path, i))]
+    return [path]
+
+
+PYDANTIC_WORDING = ("Input should", "validation error", "pydantic", "Field required", "[type=")
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_no_raw_pydantic_text_reaches_the_user(stack_config, stack: str) -> None:
+    """Every setting replaced by each kind of wrong value: one sentence of ours, naming it."""
+    leaves = [leaf for leaf in _leaves(stack_config(stack)) if str(leaf[0]).startswith("mlops:")]
+    junk: list[Any] = [{"a": 1}, [1], "x", -5, 2.5, True]
+    refused = 0
+    for leaf in leaves:
+        for value in junk:
+            config = stack_config(stack)
+            target = config
+            for part in leaf[:-1]:
+                target = target[part]
+            target[leaf[-1]] = value
+            try:
+                settings_from_config(config, stack)
+            except SettingsError as error:
+                message = str(error)
+                refused += 1
+                assert message.startswith(("mlops:", "azure-native:")), message
+                assert "\n" not in message and message.endswith(f"in Pulumi.{stack}.yaml.")
+                assert not any(words in message for words in PYDANTIC_WORDING), message
+    assert refused > 3 * len(leaves)  # most replacements are wrong for most settings
+
+
+def test_the_settings_reference_lists_every_key(project_root) -> None:
+    from pydantic import BaseModel
+
+    from infra.settings import Settings
+
+    docs = (project_root / "docs" / "infrastructure.md").read_text()
+    rows = {
+        line.split("|")[1].strip(): line for line in docs.splitlines() if line.startswith("| `")
+    }
+    for name, info in Settings.model_fields.items():
+        if name in ("stack", "source", "location"):
+            continue  # supplied by the loader; the region is azure-native:location
+        key = f"mlops:{info.alias}"
+        row = next((line for cell, line in rows.items() if f"`{key}`" in cell), None)
+        assert row is not None, key
+        section = info.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            for sub in section.model_fields.values():
+                assert str(sub.alias) in row, f"{key}.{sub.alias}"
