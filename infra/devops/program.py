@@ -47,9 +47,10 @@ SECRETS_GROUP = "mlops-secrets"
 SETTINGS_GROUP = "mlops-settings"
 PIPELINES_FOLDER = "\\mlops"
 # Pipeline definition name -> YAML file. The release pipeline's resource names mlops-retrain.
+RETRAIN_PIPELINE = "mlops-retrain"
 PIPELINES: dict[str, str] = {
     "mlops-build": ".azure-pipelines/build.azure-pipelines.yml",
-    "mlops-retrain": ".azure-pipelines/retrain.azure-pipelines.yml",
+    RETRAIN_PIPELINE: ".azure-pipelines/retrain.azure-pipelines.yml",
     "mlops-release": ".azure-pipelines/release.azure-pipelines.yml",
     "mlops-infra": ".azure-pipelines/infra.azure-pipelines.yml",
 }
@@ -539,6 +540,36 @@ class BranchPolicies(pulumi.ComponentResource):
         self.register_outputs({"reviewers": self.min_reviewers.id})
 
 
+# The retrain pipeline's event route (docs/monitoring.md): Event Grid posts to the URL of
+# infra.components.loop_events.retrain_webhook_url, and `resources.webhooks` in
+# retrain.azure-pipelines.yml names the connection. No secret: Event Grid cannot sign its
+# deliveries with the HMAC checksum the connection would verify, so the URL alone queues a
+# retrain run; that run trains and gates only, and nothing reaches production without the
+# release pipeline's approvals.
+
+
+class RetrainWebhook(pulumi.ComponentResource):
+    """The incoming-webhook service connection that lets Event Grid start the retrain pipeline."""
+
+    def __init__(
+        self,
+        name: str,
+        project_id: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("mlops:devops:RetrainWebhook", name, None, opts)
+        self.endpoint = ado.ServiceendpointIncomingwebhook(
+            "retrain-webhook",
+            project_id=project_id,
+            service_endpoint_name=RETRAIN_WEBHOOK_CONNECTION,
+            webhook_name=RETRAIN_WEBHOOK,
+            description="Event Grid: a monitor breach or a new training data set starts a retrain",
+            opts=child(self),
+        )
+        # The retrain pipeline's authorization for it is one of `authorizations()`.
+        self.register_outputs({"id": self.endpoint.id})
+
+
 @dataclass(frozen=True)
 class Authorization:
     """One resource a pipeline may use without a permission prompt."""
@@ -556,6 +587,7 @@ def authorizations(
     groups: VariableGroups,
     environments: Environments,
     github_connection_id: str | None,
+    webhook: RetrainWebhook,
 ) -> list[Authorization]:
     """What `pipeline` is authorized for (PipelineAuthorization, pulumi-azuredevops: types
     `endpoint`, `queue`, `variablegroup`, `environment`, `repository`; always with a pipeline
@@ -569,6 +601,8 @@ def authorizations(
         found.append(Authorization("preview-endpoint", "endpoint", preview.endpoint.id))
     if github_connection_id:
         found.append(Authorization("github", "endpoint", github_connection_id))
+    if pipeline == RETRAIN_PIPELINE:
+        found.append(Authorization("webhook", "endpoint", webhook.endpoint.id))
     found += [
         Authorization(f"env-{env}", "environment", environments.environments[env].id)
         for env in PIPELINE_ENVIRONMENTS.get(pipeline, ())
@@ -588,6 +622,7 @@ class Pipelines(pulumi.ComponentResource):
         connections: tuple[ServiceConnection, ServiceConnection],
         groups: VariableGroups,
         environments: Environments,
+        webhook: RetrainWebhook,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("mlops:devops:Pipelines", name, None, opts)
@@ -631,54 +666,22 @@ class Pipelines(pulumi.ComponentResource):
                 groups=groups,
                 environments=environments,
                 github_connection_id=repo.github_service_connection_id if github else None,
+                webhook=webhook,
             ):
+                # The webhook's authorization was once RetrainWebhook's child: an alias with
+                # its old parent keeps its URN (Pulumi docs, "Refactoring with aliases":
+                # re-parenting takes `{ parent: oldParent }`), so existing stacks neither
+                # delete nor recreate it.
+                moved = [pulumi.Alias(parent=webhook)] if grant.label == "webhook" else None
                 ado.PipelineAuthorization(
                     f"{pipeline}-{grant.label}",
                     project_id=project_id,
                     resource_id=grant.resource_id,
                     type=grant.kind,
                     pipeline_id=definition.id.apply(int),
-                    opts=child(self),
+                    opts=child(self, aliases=moved),
                 )
         self.register_outputs({k: v.id for k, v in self.definitions.items()})
-
-
-# The retrain pipeline's event route (docs/monitoring.md): Event Grid posts to the URL of
-# infra.components.loop_events.retrain_webhook_url, and `resources.webhooks` in
-# retrain.azure-pipelines.yml names the connection. No secret: Event Grid cannot sign its
-# deliveries with the HMAC checksum the connection would verify, so the URL alone queues a
-# retrain run; that run trains and gates only, and nothing reaches production without the
-# release pipeline's approvals.
-
-
-class RetrainWebhook(pulumi.ComponentResource):
-    """The incoming-webhook service connection that lets Event Grid start the retrain pipeline."""
-
-    def __init__(
-        self,
-        name: str,
-        project_id: pulumi.Input[str],
-        retrain_pipeline: ado.BuildDefinition,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("mlops:devops:RetrainWebhook", name, None, opts)
-        self.endpoint = ado.ServiceendpointIncomingwebhook(
-            "retrain-webhook",
-            project_id=project_id,
-            service_endpoint_name=RETRAIN_WEBHOOK_CONNECTION,
-            webhook_name=RETRAIN_WEBHOOK,
-            description="Event Grid: a monitor breach or a new training data set starts a retrain",
-            opts=child(self),
-        )
-        ado.PipelineAuthorization(
-            "mlops-retrain-webhook",
-            project_id=project_id,
-            resource_id=self.endpoint.id,
-            type="endpoint",
-            pipeline_id=retrain_pipeline.id.apply(int),
-            opts=child(self),
-        )
-        self.register_outputs({"id": self.endpoint.id})
 
 
 @dataclass(frozen=True)
@@ -748,6 +751,7 @@ def build(settings: DevopsSettings) -> DevopsStack:
     groups = VariableGroups("variable-groups", settings, project_id, connection, identity)
     environments = Environments("environments", settings, project_id)
     checks = BranchChecks("branch-checks", settings, project_id, connection, groups)
+    webhook = RetrainWebhook("retrain-webhook", project_id)
     pipelines = Pipelines(
         "pipelines",
         settings,
@@ -756,6 +760,7 @@ def build(settings: DevopsSettings) -> DevopsStack:
         (connection, preview_connection),
         groups,
         environments,
+        webhook,
     )
     policies = (
         BranchPolicies("branch-policies", settings, project_id, repository_id, pipelines)
@@ -770,7 +775,6 @@ def build(settings: DevopsSettings) -> DevopsStack:
     pulumi.export("variable_groups", [SECRETS_GROUP, SETTINGS_GROUP])
     pulumi.export("environments", sorted(environments.environments))
     pulumi.export("pipelines", {k: v.id for k, v in pipelines.definitions.items()})
-    webhook = RetrainWebhook("retrain-webhook", project_id, pipelines.definitions["mlops-retrain"])
     pulumi.export("retrain_webhook_connection", RETRAIN_WEBHOOK_CONNECTION)
     pulumi.export("retrain_webhook_name", RETRAIN_WEBHOOK)
     return DevopsStack(

@@ -70,6 +70,8 @@ class RecordedResource:
     ignore_changes: tuple[str, ...]
     retain_on_delete: bool
     outputs: Mapping[str, Any] = field(default_factory=dict)
+    alias_parents: tuple[str, ...] = ()
+    """Parents this resource was once registered under (`Alias(parent=...)`)."""
 
     @property
     def is_component(self) -> bool:
@@ -439,6 +441,11 @@ class RecordingMonitor(mocks.MockMonitor):
                     ignore_changes=tuple(request.ignoreChanges),
                     retain_on_delete=bool(request.retainOnDelete),
                     outputs=_unwrap(state.state)[0] if state else {},
+                    alias_parents=tuple(
+                        alias.spec.parentUrn
+                        for alias in request.aliases
+                        if alias.HasField("spec") and alias.spec.parentUrn
+                    ),
                 )
             )
         return response

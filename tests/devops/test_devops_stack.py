@@ -209,3 +209,21 @@ def test_retrain_pipeline_may_use_the_incoming_webhook(devops: RecordedDevops) -
     }
     assert webhook.outputs["id"] in authorized
     assert devops.outputs["retrain_webhook_connection"] == RETRAIN_WEBHOOK_CONNECTION
+
+
+def test_the_webhook_authorization_keeps_its_urn(devops: RecordedDevops) -> None:
+    """Folded into authorizations(), it aliases its old parent: no delete and recreate."""
+    (component,) = devops.of_type("mlops:devops:RetrainWebhook")
+    (webhook,) = devops.of_type(
+        "azuredevops:index/serviceendpointIncomingwebhook:ServiceendpointIncomingwebhook"
+    )
+    (grant,) = [
+        r
+        for r in devops.of_type("azuredevops:index/pipelineAuthorization:PipelineAuthorization")
+        if r.inputs["resourceId"] == webhook.outputs["id"]
+    ]
+    assert devops.by_urn[grant.parent].type == "mlops:devops:Pipelines"
+    # The URN it had as RetrainWebhook's child: same name and type under that parent.
+    assert grant.name == "mlops-retrain-webhook"
+    assert grant.alias_parents == (component.urn,)
+    assert [r.name for r in devops.resources if r.alias_parents] == [grant.name]
