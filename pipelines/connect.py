@@ -32,9 +32,9 @@ def tracking_for(target: TargetName, model_name: str | None) -> Tracking:
 def serving_target(target: TargetName, model_name: str | None) -> tuple[Settings, ServingTarget]:
     """Settings and the deployment target for a command."""
     if target is TargetName.azure:
-        from pipelines.azure import commands
+        from pipelines.targets.azure import from_environment
 
-        return commands.target(model_name)
+        return from_environment(model_name)
     from pipelines.registry import ModelRegistry
     from pipelines.settings import load_settings
     from pipelines.targets.local import LocalTarget

@@ -1,8 +1,9 @@
 """The Azure side of the `mlops` commands: what `--target azure` dispatches to.
 
 `tracking()` serves train/evaluate/register/models (the workspace's MLflow with the shared
-registry); `target()` serves release/endpoints/teardown/serve (QA on ACI, production on the
-online endpoint); `endpoints_list()` and `batch_score()` are the Azure bodies of those commands.
+registry); `release_context()` what release/endpoints/teardown/serve/batch read (the saved
+stacks, the clients, the shared registry), from which `pipelines.targets.azure` builds the Azure
+target; `batch_score()` is the Azure body of `mlops batch score`.
 Every failure a user can hit is an MlopsError: missing stack outputs first (no network needed
 to say so), then a missing credential (one token request).
 """
@@ -10,7 +11,7 @@ to say so), then a missing credential (one token request).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -22,9 +23,9 @@ T = TypeVar("T")
 
 if TYPE_CHECKING:
     from pipelines.azure.client import AzureClients
-    from pipelines.azure.registry import AzureTracking
+    from pipelines.azure.outputs import StackFiles
+    from pipelines.azure.registry import AzureModelRegistry, AzureTracking
     from pipelines.settings import Settings
-    from pipelines.targets.azure import AzureTarget
 
 
 def azure_call(what: str, action: Callable[[], T]) -> T:
@@ -34,7 +35,8 @@ def azure_call(what: str, action: Callable[[], T]) -> T:
     return call(what, action)
 
 
-def _progress(line: str) -> None:
+def progress_line(line: str) -> None:
+    """One step of a long Azure operation, as the commands print it."""
     console.print(f"    [dim]·[/] {line}")
 
 
@@ -75,49 +77,34 @@ def tracking(model_name: str | None, clients: AzureClients | None = None) -> Azu
     )
 
 
-def target(
-    model_name: str | None, clients: AzureClients | None = None
-) -> tuple[Settings, AzureTarget]:
-    """Settings and the Azure deployment target (registry access checked up front)."""
+@dataclass(frozen=True)
+class ReleaseContext:
+    """What a release-side command reads: settings, the saved stacks, clients, the registry."""
+
+    settings: Settings
+    stacks: StackFiles
+    clients: AzureClients
+    registry: AzureModelRegistry
+
+
+def release_context(model_name: str | None, clients: AzureClients | None = None) -> ReleaseContext:
+    """Settings, stack outputs and the shared registry (read-only), for qa and prod commands.
+
+    The Azure target itself is built from this by `pipelines.targets.azure.from_environment`.
+    """
     from pipelines.azure.client import AzureClients
     from pipelines.azure.outputs import StackFiles
     from pipelines.azure.registry import AzureModelRegistry
     from pipelines.settings import load_settings
-    from pipelines.targets.azure import AzureTarget, RolloutSettings
 
     settings = load_settings(model_name)
     stacks = StackFiles.from_environment(settings)
     outputs = stacks.any()
-    rollout = RolloutSettings.from_environment()
     clients = clients or AzureClients()
     registry = AzureModelRegistry(
         None, settings.model_name, clients.registry(outputs), outputs.registry_name
     )
-    return settings, AzureTarget(
-        settings, stacks, clients, registry, rollout=rollout, progress=_progress
-    )
-
-
-def endpoints_list(model_name: str | None, clients: AzureClients | None = None) -> None:
-    """The qa and prod endpoints of the saved stacks: deployments, models, traffic."""
-    from rich.table import Table
-
-    _, azure = target(model_name, clients)
-    views = azure.endpoints()
-    if not views:
-        console.print("No qa or prod stack outputs are saved; see docs/azure.md.")
-        return
-    table = Table(title="Azure endpoints")
-    for column in ("endpoint", "deployment", "model", "traffic", "url"):
-        table.add_column(column, no_wrap=True)
-    for view in views:
-        if not view.deployments:
-            table.add_row(view.name, "-", "-", "-", "no deployment yet")
-        for name, deployed in view.deployments.items():
-            table.add_row(
-                view.name, name, deployed.model, f"{view.traffic.get(name, 0)}%", deployed.url
-            )
-    console.print(table)
+    return ReleaseContext(settings, stacks, clients, registry)
 
 
 def batch_score(
@@ -129,12 +116,11 @@ def batch_score(
 ) -> int:
     """A batch job over the folder on the current stack's batch endpoint; returns rows."""
     from pipelines.azure import batch
-    from pipelines.azure.outputs import StackFiles
 
-    settings, azure = target(model_name, clients)
-    outputs = StackFiles.from_environment(settings).current()
-    registry = azure.registry
+    context = release_context(model_name, clients)
+    outputs = context.stacks.current()
+    registry = context.registry
     version = registry.get(model) if model else registry.get(f"{registry.model_name}@production")
-    rows = batch.score(azure.clients, outputs, version, input_dir, output, _progress)
+    rows = batch.score(context.clients, outputs, version, input_dir, output, progress_line)
     console.print(f"[green]✓[/] {rows} rows scored with {version.ref} on Azure → {output}")
     return rows

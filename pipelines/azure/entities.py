@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from infra.outputs import StackOutputs
 
 SCORING_IMAGE_REPOSITORY = "diabetes-scoring"
-"""Repository of the scoring image in each environment's ACR (tag: the model version)."""
+"""Repository of the scoring image in each environment's ACR (tag: the image digest)."""
 
 TRAINING_BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 BATCH_BASE_IMAGE = TRAINING_BASE_IMAGE
@@ -177,22 +177,50 @@ def batch_environment(
 
 
 def scoring_image(outputs: StackOutputs, tag: str) -> str:
-    """`<acr>/diabetes-scoring:<tag>` in the stack's own registry."""
+    """`<acr>/diabetes-scoring:<tag>` in the stack's own registry (tag: the image digest)."""
     return f"{outputs.acr_login_server}/{SCORING_IMAGE_REPOSITORY}:{tag}"
 
 
-def image_tag(version: RegisteredVersion) -> str:
-    """The scoring image's tag: the model version (`3`), so the image names what it serves."""
-    return version.version
+# Where the image runs the Azure ML inference server: azmlinfsrv listens on 5001 by default
+# (azureml-inference-server-http, `azureml_inference_server_http/constants.py`, DEFAULT_PORT),
+# the port the Azure ML examples route to for images built on the minimal inference image
+# (Azure/azureml-examples, cli/endpoints/online/custom-container/minimal/single-model/
+# pip-in-dockerfile/minimal-single-model-pip-in-dockerfile-deployment.yml) and the port of the
+# QA container group (infra aci.port).
+SERVER_PORT = 5001
+# The image's code and entry script (scoring/Dockerfile ENV; tests/azure check they agree): a
+# deployment without code_configuration gets no code mount, so nothing else sets them.
+IMAGE_APP_ROOT = "/var/azureml-app/scoring"
+IMAGE_ENTRY_SCRIPT = f"{IMAGE_APP_ROOT}/score.py"
 
 
-def scoring_environment(outputs: StackOutputs, version: RegisteredVersion) -> Environment:
-    """The scoring image built by `mlops package`, as the deployment's environment."""
+def inference_config() -> dict[str, dict[str, Any]]:
+    """Routes of a custom container (`Environment(inference_config=...)`, azure-ai-ml
+    `entities/_assets/environment.py`; the REST API's InferenceContainerProperties): Azure ML
+    probes liveness and readiness and forwards scoring requests to these instead of expecting
+    its own code mount. `/` is the server's health route, `/score` the scoring route.
+    """
+    return {
+        "liveness_route": {"port": SERVER_PORT, "path": "/"},
+        "readiness_route": {"port": SERVER_PORT, "path": "/"},
+        "scoring_route": {"port": SERVER_PORT, "path": "/score"},
+    }
+
+
+def scoring_environment(
+    outputs: StackOutputs, version: RegisteredVersion, image_digest: str
+) -> Environment:
+    """The scoring image (`pipelines.azure.image`) as a custom-container environment.
+
+    Versioned by the image digest: the same name and version always mean the same image, so
+    registering it again is a no-op, never a conflicting change to an immutable asset.
+    """
     return Environment(
         name=SCORING_IMAGE_REPOSITORY,
-        version=image_tag(version),
-        description=f"Scoring image for {version.ref} (scoring/Dockerfile).",
-        image=scoring_image(outputs, image_tag(version)),
+        version=image_digest,
+        description=f"Scoring image for {version.ref} (scoring/Dockerfile, model baked in).",
+        image=scoring_image(outputs, image_digest),
+        inference_config=inference_config(),
         tags=checked_tags(
             {"model": version.ref, TAG_DIGEST: version.digest},
             f"environment {SCORING_IMAGE_REPOSITORY}",
@@ -275,6 +303,8 @@ class ServingSettings:
 
 def _environment_variables(version: RegisteredVersion, serving: ServingSettings) -> dict[str, str]:
     return {
+        "AML_APP_ROOT": IMAGE_APP_ROOT,
+        "AZUREML_ENTRY_SCRIPT": IMAGE_ENTRY_SCRIPT,
         "MODEL_SHA256": version.digest,
         "SCORING_TIMEOUT_MS": str(serving.scoring_timeout_ms),
         "WORKER_COUNT": str(serving.workers),
@@ -311,26 +341,32 @@ def data_collector(serving: ServingSettings) -> DataCollector:
     )
 
 
+IMAGE_TAG = "image_digest"
+
+
 def _common(
     outputs: StackOutputs,
     endpoint: str,
     deployment: str,
     version: RegisteredVersion,
-    code_dir: Path,
+    image_digest: str,
 ) -> dict[str, Any]:
+    """What both kinds of deployment share: exactly the image QA served, nothing added.
+
+    No `code_configuration` and no `model`: the entry script and the verified bundle are baked
+    into the image, so a code or model mount would make production serve something QA's smoke
+    test did not see. The deployment's tags name the model and the image digest.
+    """
     check_name("endpoint", endpoint)
     check_name("deployment", deployment)
     return {
         "name": deployment,
         "endpoint_name": endpoint,
-        "model": registry_model_id(outputs.registry_name, version.name, version.version),
-        "environment": scoring_environment(outputs, version),
-        "code_configuration": CodeConfiguration(
-            code=str(code_dir), scoring_script="scoring/score.py"
-        ),
+        "environment": scoring_environment(outputs, version, image_digest),
         "app_insights_enabled": True,
         "tags": checked_tags(
-            {"model": version.ref, TAG_DIGEST: version.digest}, f"deployment {deployment}"
+            {"model": version.ref, TAG_DIGEST: version.digest, IMAGE_TAG: image_digest},
+            f"deployment {deployment}",
         ),
         "description": f"{version.ref} (blue/green slot {deployment})",
     }
@@ -341,7 +377,7 @@ def kubernetes_deployment(
     endpoint: str,
     deployment: str,
     version: RegisteredVersion,
-    code_dir: Path,
+    image_digest: str,
     plan: ScalePlan,
     serving: ServingSettings,
 ) -> KubernetesOnlineDeployment:
@@ -353,7 +389,7 @@ def kubernetes_deployment(
         )
     liveness, readiness = _probes()
     return KubernetesOnlineDeployment(
-        **_common(outputs, endpoint, deployment, version, code_dir),
+        **_common(outputs, endpoint, deployment, version, image_digest),
         instance_type=outputs.inference_instance_type,
         instance_count=plan.min_instances,
         resources=ResourceRequirementsSettings(
@@ -379,13 +415,13 @@ def managed_deployment(
     endpoint: str,
     deployment: str,
     version: RegisteredVersion,
-    code_dir: Path,
+    image_digest: str,
     serving: ServingSettings,
 ) -> ManagedOnlineDeployment:
     """A blue/green slot on a managed online endpoint (default scale settings only)."""
     liveness, readiness = _probes()
     built = ManagedOnlineDeployment(
-        **_common(outputs, endpoint, deployment, version, code_dir),
+        **_common(outputs, endpoint, deployment, version, image_digest),
         instance_type=serving.managed_instance_type,
         instance_count=serving.managed_instance_count,
         scale_settings=DefaultScaleSettings(),

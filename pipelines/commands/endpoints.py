@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -13,6 +13,9 @@ from pipelines import connect
 from pipelines.commands.options import ModelName, Target, TargetName
 from pipelines.console import console
 from pipelines.errors import MlopsError
+
+if TYPE_CHECKING:
+    from pipelines.azure.client import AzureClients
 
 endpoints_app = typer.Typer(
     help="Local or Azure endpoints: list and call them.", no_args_is_help=True
@@ -23,9 +26,7 @@ endpoints_app = typer.Typer(
 def endpoints_list(model_name: ModelName = None, target: Target = TargetName.local) -> None:
     """Endpoints, their deployments (model version, port, pid, health) and traffic."""
     if target is TargetName.azure:
-        from pipelines.azure import commands
-
-        commands.endpoints_list(model_name)
+        azure_endpoints_list(model_name)
         return
     from pipelines.processes import process_alive
     from pipelines.targets.local import LocalTarget
@@ -50,6 +51,28 @@ def endpoints_list(model_name: ModelName = None, target: Target = TargetName.loc
                 deployed.url,
                 str(deployed.pid),
                 "[green]running[/]" if alive else "[red]stopped[/]",
+            )
+    console.print(table)
+
+
+def azure_endpoints_list(model_name: str | None, clients: AzureClients | None = None) -> None:
+    """The qa and prod endpoints of the saved stacks: deployments, models, traffic."""
+    from pipelines.targets.azure import from_environment
+
+    _, azure = from_environment(model_name, clients)
+    views = azure.endpoints()
+    if not views:
+        console.print("No qa or prod stack outputs are saved; see docs/azure.md.")
+        return
+    table = Table(title="Azure endpoints")
+    for column in ("endpoint", "deployment", "model", "traffic", "url"):
+        table.add_column(column, no_wrap=True)
+    for view in views:
+        if not view.deployments:
+            table.add_row(view.name, "-", "-", "-", "no deployment yet")
+        for name, deployed in view.deployments.items():
+            table.add_row(
+                view.name, name, deployed.model, f"{view.traffic.get(name, 0)}%", deployed.url
             )
     console.print(table)
 

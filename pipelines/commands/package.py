@@ -34,7 +34,7 @@ def package_command(
     model_name: ModelName = None,
     target: Target = TargetName.local,
 ) -> None:
-    """The scoring image: a build context locally, an ACR build tagged with the version on Azure."""
+    """The scoring image: a build context locally, an ACR build tagged by its digest on Azure."""
     from pipelines.azure.image import build_context
     from pipelines.console import display_path
 
@@ -55,17 +55,23 @@ def package_command(
 
 
 def _package_azure(model: str | None, model_name: str | None) -> None:
-    from pipelines.azure import commands
-    from pipelines.azure.image import acr_build, build_context
+    from pipelines.azure.image import acr_build, build_context, image_exists, scoring_image
     from pipelines.azure.outputs import StackFiles
+    from pipelines.targets.azure import from_environment
 
-    settings, azure = commands.target(model_name)
+    settings, azure = from_environment(model_name)
     outputs = StackFiles.from_environment(settings).current()
     version = lifecycle.resolve(azure.registry, model)
     with tempfile.TemporaryDirectory() as scratch:
-        with console.status(f"Assembling the image build context for {version.ref}…"):
-            context = build_context(azure.registry, version, Path(scratch) / "image")
-        console.print(f"ACR build in {outputs.acr_name} (log follows)")
-        image = acr_build(azure.clients, outputs, version, context)
-    console.print(f"[green]✓[/] {image}")
-    console.print(image)
+        image = scoring_image(version, Path(scratch))
+        if image_exists(azure.clients, outputs, image):
+            # The tag is the digest of every input: this exact image is built already.
+            console.print(f"{image.tag} is already in {outputs.acr_name}: nothing to build")
+            reference = image.reference(outputs)
+        else:
+            with console.status(f"Assembling the image build context for {version.ref}…"):
+                context = build_context(azure.registry, version, Path(scratch) / "image")
+            console.print(f"ACR build of {image.tag} in {outputs.acr_name} (log follows)")
+            reference = acr_build(azure.clients, outputs, image, context)
+    console.print(f"[green]✓[/] {version.ref} → image digest {image.digest}")
+    console.print(reference)

@@ -18,8 +18,12 @@ class DeploymentTarget(Protocol):
         """Current traffic shares per deployment (empty when the endpoint has none)."""
         ...
 
-    def deploy(self, endpoint: str, deployment: str, version: RegisteredVersion) -> None:
-        """Create or replace a deployment serving this model version; returns once healthy."""
+    def deploy(self, endpoint: str, deployment: str, version: RegisteredVersion) -> str | None:
+        """Create or replace a deployment serving this model version; returns once healthy.
+
+        Returns what now serves there when the target deploys an artifact of its own (Azure:
+        the image reference, tagged by its digest), for the release report; else None.
+        """
         ...
 
     def set_traffic(self, endpoint: str, traffic: dict[str, int]) -> None:

@@ -47,6 +47,9 @@ class ReleaseLog:
     rolled_back: list[str] = field(default_factory=list)  # rollback steps that ran
     rollback_problems: list[str] = field(default_factory=list)  # rollback steps that failed
     error: str | None = None  # the error sentence, when the release failed
+    # endpoint/deployment → the artifact deployed there (Azure: the image reference, whose tag
+    # is the image digest), so the report shows that QA and production run the same image.
+    artifacts: dict[str, str] = field(default_factory=dict)
 
     def fail(self, error: BaseException) -> None:
         """Record why the release stopped (the first error wins: it is the cause)."""
@@ -63,6 +66,7 @@ class ReleaseLog:
             "error": self.error,
             "steps": self.steps,
             "warnings": self.warnings,
+            "artifacts": self.artifacts,
             "smoke_tests": [report.to_dict() for report in self.smoke_reports],
         }
 
@@ -123,7 +127,9 @@ class Runner:
     def _run_step(self, step: Step) -> None:
         if step.action is Action.DEPLOY:
             assert step.deployment is not None
-            self.target.deploy(step.endpoint, step.deployment, self.version)
+            artifact = self.target.deploy(step.endpoint, step.deployment, self.version)
+            if artifact:
+                self.log.artifacts[f"{step.endpoint}/{step.deployment}"] = artifact
         elif step.action in (Action.SMOKE_DEPLOYMENT, Action.SMOKE_ENDPOINT):
             self._smoke(step)
         elif step.action is Action.SET_TRAFFIC:

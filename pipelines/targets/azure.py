@@ -5,9 +5,10 @@ target. Endpoint names are the plan's logical ones: `qa` is the QA stack's ACI s
 `prod` the prod stack's online endpoint (Kubernetes where the stack has AKS, else managed).
 
 Production rollout, step by step (the plan comes from `pipelines.release.plan`):
-- `deploy` builds the image in the prod ACR if missing, then creates the `blue` or `green`
-  deployment (instance type, resources, autoscale from the capacity plan, request settings,
-  probes, App Insights, data collection) and waits until Azure reports it healthy; on a
+- `deploy` imports the image QA served (tagged by its digest, `pipelines.azure.image`) into the
+  prod ACR if missing, then creates the `blue` or `green` deployment of that image alone (no
+  code or model mount; instance type, resources, autoscale from the capacity plan, request
+  settings, probes, App Insights, data collection) and waits until Azure reports it healthy; on a
   managed endpoint it can first shadow live traffic (MLOPS_MIRROR_PERCENT) and check the new
   deployment's log for server errors;
 - the runner smoke-tests the new deployment directly (`azureml-model-deployment` header);
@@ -212,20 +213,29 @@ class AzureTarget:
         found = self._endpoint(self.outputs(endpoint))
         return {name: int(share) for name, share in (found.traffic or {}).items()}
 
-    def deploy(self, endpoint: str, deployment: str, version: RegisteredVersion) -> None:
-        """QA: roll the container group's image. Production: create a blue/green deployment."""
-        from pipelines.azure.image import ensure_image
+    def deploy(self, endpoint: str, deployment: str, version: RegisteredVersion) -> str:
+        """QA: roll the container group's image. Production: a blue/green deployment of it.
+
+        One image for both: tagged by its digest, built in (or found in) the QA registry, and
+        imported unchanged into the production registry. Returns the image reference.
+        """
+        from pipelines.azure.image import ensure_image, scoring_image
 
         self._golden_rows = list(self.registry.golden(version)["rows"])
         outputs = self.outputs(endpoint)
         with tempfile.TemporaryDirectory() as scratch:
-            self.progress(f"image for {version.ref} in {outputs.acr_name}")
-            image = ensure_image(self.clients, outputs, self.registry, version, Path(scratch))
-            if endpoint == QA_ENDPOINT:
-                self._deploy_qa(outputs, image)
-            else:
-                self._rolling = deployment
-                self._deploy_online(outputs, deployment, version, Path(scratch))
+            image = scoring_image(version, Path(scratch))
+            self.progress(f"image {image.tag} for {version.ref} in {outputs.acr_name}")
+            qa = None if endpoint == QA_ENDPOINT else self.outputs(QA_ENDPOINT)
+            reference = ensure_image(
+                self.clients, outputs, self.registry, image, Path(scratch), source=qa
+            )
+        if endpoint == QA_ENDPOINT:
+            self._deploy_qa(outputs, reference)
+        else:
+            self._rolling = deployment
+            self._deploy_online(outputs, deployment, version, image.digest)
+        return reference
 
     def _deploy_qa(self, outputs: StackOutputs, image: str) -> None:
         from pipelines.azure.qa_service import qa_client, update_image, wait_healthy
@@ -237,27 +247,17 @@ class AzureTarget:
         wait_healthy(qa_client(self.clients, outputs), sleep=self.sleep)
 
     def _deploy_online(
-        self, outputs: StackOutputs, deployment: str, version: RegisteredVersion, scratch: Path
+        self, outputs: StackOutputs, deployment: str, version: RegisteredVersion, image_digest: str
     ) -> None:
         from pipelines.azure.capacity import load_from_environment, plan_capacity
         from pipelines.azure.entities import (
-            SCORING_PACKAGES,
             ServingSettings,
-            code_snapshot,
             is_kubernetes,
             kubernetes_deployment,
             managed_deployment,
         )
-        from pipelines.scoring_env import write_api_specs
 
         endpoint = self._endpoint(outputs)
-        code = code_snapshot(scratch / "code", SCORING_PACKAGES)
-        # The server reads swagger*.json from AML_APP_ROOT, which Azure ML sets to the root of
-        # the uploaded code folder (an online deployment's returned environment_variables show
-        # "AML_APP_ROOT": "/var/azureml-app/<code folder>"; example in ansible-collections/
-        # azure, plugins/modules/azure_rm_mlonlinedeployment.py). Written from the bundle's
-        # contract, as the local server and the image do.
-        write_api_specs(self.registry.download(version, scratch / "api-model"), code)
         serving = ServingSettings()
         if is_kubernetes(endpoint):
             if self.rollout.mirror_percent:
@@ -269,7 +269,13 @@ class AzureTarget:
                 load_from_environment(), serving.max_concurrent_requests_per_instance
             )
             built: Any = kubernetes_deployment(
-                outputs, outputs.online_endpoint_name, deployment, version, code, plan, serving
+                outputs,
+                outputs.online_endpoint_name,
+                deployment,
+                version,
+                image_digest,
+                plan,
+                serving,
             )
             self.progress(
                 f"{deployment} on {outputs.kubernetes_compute_name} ({built.instance_type}, "
@@ -278,7 +284,7 @@ class AzureTarget:
             )
         else:
             built = managed_deployment(
-                outputs, outputs.online_endpoint_name, deployment, version, code, serving
+                outputs, outputs.online_endpoint_name, deployment, version, image_digest, serving
             )
             self.progress(f"{deployment} on managed compute ({built.instance_type})")
         try:
@@ -495,6 +501,23 @@ class AzureTarget:
                 ).result()
 
         azure_call(f"deleting deployment {deployment}", remove)
+
+
+def from_environment(
+    model_name: str | None, clients: AzureClients | None = None
+) -> tuple[Settings, AzureTarget]:
+    """Settings and the Azure deployment target of the saved stacks (registry checked first)."""
+    from pipelines.azure.commands import progress_line, release_context
+
+    context = release_context(model_name, clients)
+    return context.settings, AzureTarget(
+        context.settings,
+        context.stacks,
+        context.clients,
+        context.registry,
+        rollout=RolloutSettings.from_environment(),
+        progress=progress_line,
+    )
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,10 @@ class LocalTarget:
         return dict(self.endpoint(endpoint).traffic)
 
     def deploy(self, endpoint: str, deployment: str, version: RegisteredVersion) -> None:
-        """Download and verify the model, start its server, wait until it is healthy."""
+        """Download and verify the model, start its server, wait until it is healthy.
+
+        No artifact of its own (None): every local deployment serves the scoring venv.
+        """
         from pipelines import scoring_env
 
         record = self.endpoint(endpoint)

@@ -7,6 +7,7 @@ endpoints are answered by `FakeHttp`, and MLflow runs on a temporary SQLite stor
 from __future__ import annotations
 
 import copy
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from infra.outputs import StackOutputs
+from pipelines.azure.image import ScoringImage, scoring_image
 from pipelines.azure.outputs import StackFiles, example_outputs
 from pipelines.azure.registry import AzureModelRegistry, AzureTracking
 from pipelines.gate import GateConfig
@@ -152,6 +154,13 @@ class World:
 
     def version(self, which: RegisteredVersion) -> RegisteredVersion:
         return self.registry().get(which.ref)
+
+    def image_in(self, outputs: StackOutputs, which: RegisteredVersion) -> ScoringImage:
+        """Put the image of a version into a stack's ACR, as an earlier build would have."""
+        with tempfile.TemporaryDirectory() as scratch:
+            image = scoring_image(self.version(which), Path(scratch))
+        self.clients.acr.images.setdefault(outputs.acr_name, {})[image.tag] = which.ref
+        return image
 
 
 @pytest.fixture

@@ -294,11 +294,62 @@ class FakeAci:
         return str(self.group.containers[0].image)
 
 
+# -- container registries --------------------------------------------------------------------
+
+
+def _option(args: Sequence[str], name: str) -> str:
+    return args[list(args).index(name) + 1]
+
+
+@dataclass
+class FakeAcr:
+    """The stacks' container registries as `az acr` sees them: tags per registry.
+
+    `repository show` exits non-zero for a tag the registry lacks; `build` adds its tag (with
+    the model its build args name); `import --registry <source id> --source <tag>` copies the
+    source registry's manifest under the same tag, and fails when the source lacks it.
+    """
+
+    images: dict[str, dict[str, str]] = field(default_factory=dict)  # acr → tag → model ref
+
+    def run(self, args: Sequence[str]) -> int:
+        if tuple(args[:3]) == ("acr", "repository", "show"):
+            found = _option(args, "--image") in self.images.get(_option(args, "--name"), {})
+            return 0 if found else 3
+        if tuple(args[:2]) == ("acr", "build"):
+            build_args = dict(
+                arg.split("=", 1)
+                for index, arg in enumerate(args)
+                if index and args[index - 1] == "--build-arg"
+            )
+            registry = self.images.setdefault(_option(args, "--registry"), {})
+            registry[_option(args, "--image")] = build_args["MODEL_VERSION"]
+            return 0
+        if tuple(args[:2]) == ("acr", "import"):
+            source = _option(args, "--registry").rsplit("/", 1)[1]
+            tag = _option(args, "--source")
+            if tag not in self.images.get(source, {}):
+                return 1
+            dest = self.images.setdefault(_option(args, "--name"), {})
+            dest[_option(args, "--image")] = self.images[source][tag]
+            return 0
+        raise AssertionError(f"unexpected az command {' '.join(args)}")
+
+    def model_of(self, reference: str) -> str:
+        """The model an image reference (`<login server>/<repo>:<tag>`) was built with."""
+        tag = reference.split("/", 1)[1]
+        for registry in self.images.values():
+            if tag in registry:
+                return registry[tag]
+        raise AssertionError(f"no registry holds {reference}")
+
+
 # -- the client factory -----------------------------------------------------------------------
 
 
 class FakeClients(AzureClients):
-    """Every client is a fake; `az` answers from `az_status` (exit codes by subcommand)."""
+    """Every client is a fake; `az acr` runs against `acr`, unless `az_status` forces a failure
+    (exit codes by subcommand, such as {"acr build": 1})."""
 
     def __init__(self, root: Path) -> None:
         super().__init__(credential_factory=lambda: None)  # type: ignore[arg-type, return-value]
@@ -307,7 +358,8 @@ class FakeClients(AzureClients):
         self.shared = FakeRegistry(root / "registry", self.log)
         self.aci = FakeAci(self.log)
         self.secrets = {"scoring-api-key": QA_KEY}
-        self.az_status: dict[str, int] = {"acr repository show": 0, "acr build": 0}
+        self.acr = FakeAcr()
+        self.az_status: dict[str, int] = {}
 
     def workspace(self, outputs: StackOutputs) -> Any:
         if outputs.workspace_name not in self.workspaces:
@@ -326,7 +378,8 @@ class FakeClients(AzureClients):
 
     def az(self, *args: str, quiet: bool = False) -> int:
         self.log.add("az", *args)
-        return self.az_status.get(" ".join(args[:3]), self.az_status.get(" ".join(args[:2]), 0))
+        forced = self.az_status.get(" ".join(args[:3]), self.az_status.get(" ".join(args[:2]), 0))
+        return forced or self.acr.run(args)
 
 
 # -- the endpoints' HTTP ----------------------------------------------------------------------
@@ -429,8 +482,8 @@ class FakeHttp:
             path = url[len(qa_outputs.qa_scoring_url) - len("/score") :]
             if headers.get("Authorization") != f"Bearer {QA_KEY}":
                 return self._json(401, {"message": "unauthorized"})
-            tag = self.clients.aci.image.rsplit(":", 1)[1]
-            model = next(ref for ref in self.goldens if ref.endswith(f":{tag}"))
+            # The QA container serves the model baked into the image it runs.
+            model = self.clients.acr.model_of(self.clients.aci.image)
             self.requests.append((method, path, "qa"))
             return self._serve(model, self.behaviour.get("qa", Behaviour()), method, path, body)
         raise httpx.ConnectError(f"no fake service at {url}")

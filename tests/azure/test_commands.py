@@ -14,6 +14,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from infra.outputs import StackOutputs
 from pipelines.azure import commands
 from pipelines.azure.pipeline_job import PipelineSettings
+from pipelines.commands.endpoints import azure_endpoints_list
 from pipelines.commands.pipeline import follow, submit
 from pipelines.errors import MlopsError
 from scoring.batch_driver import score_files
@@ -302,7 +303,7 @@ def test_endpoints_list_on_azure(
 
     console.width = 300
     world.workspace(prod).with_endpoint()
-    commands.endpoints_list(None, world.clients)
+    azure_endpoints_list(None, world.clients)
     out = capsys.readouterr().out
     assert prod.online_endpoint_name in out
 

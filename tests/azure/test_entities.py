@@ -34,9 +34,7 @@ VERSION = RegisteredVersion(
 )
 
 
-@pytest.fixture
-def code(tmp_path: Path) -> Path:
-    return entities.code_snapshot(tmp_path / "code", entities.SCORING_PACKAGES)
+IMAGE = "ef" * 32  # an image digest (pipelines.azure.image.image_digest)
 
 
 def test_code_snapshot_holds_the_packages_and_nothing_else(tmp_path: Path) -> None:
@@ -79,10 +77,10 @@ def test_registry_model_carries_every_tag(tmp_path: Path) -> None:
     assert rest["properties"]["model_sha256"] == DIGEST
 
 
-def test_kubernetes_deployment(prod: StackOutputs, code: Path) -> None:
+def test_kubernetes_deployment(prod: StackOutputs) -> None:
     plan = plan_capacity(Load(peak_rps=40, latency_ms=100), max_concurrent_per_replica=2)
     built = entities.kubernetes_deployment(
-        prod, prod.online_endpoint_name, "green", VERSION, code, plan, entities.ServingSettings()
+        prod, prod.online_endpoint_name, "green", VERSION, IMAGE, plan, entities.ServingSettings()
     )
     assert isinstance(built, KubernetesOnlineDeployment)
     assert isinstance(built.scale_settings, TargetUtilizationScaleSettings)
@@ -90,12 +88,14 @@ def test_kubernetes_deployment(prod: StackOutputs, code: Path) -> None:
     assert data["name"] == "green"
     assert data["endpoint_name"] == prod.online_endpoint_name
     assert data["instance_type"] == "defaultinstancetype"
-    assert (
-        data["model"]
-        == "azureml://registries/mlops-registry-t3mpl/models/diabetes-ridge/versions/7"
-    )
-    assert data["environment"]["image"] == f"{prod.acr_login_server}/diabetes-scoring:7"
-    assert data["code_configuration"]["scoring_script"] == "scoring/score.py"
+    # Exactly the image QA served: no code or model mounted beside it, its routes declared.
+    assert data["environment"]["image"] == f"{prod.acr_login_server}/diabetes-scoring:{IMAGE}"
+    assert data["environment"]["version"] == IMAGE
+    assert "code_configuration" not in data and "model" not in data
+    routes = data["environment"]["inference_config"]
+    assert routes["scoring_route"] == {"port": 5001, "path": "/score"}
+    assert routes["readiness_route"] == routes["liveness_route"] == {"port": 5001, "path": "/"}
+    assert data["tags"]["image_digest"] == IMAGE
     assert data["resources"] == {
         "requests": {"cpu": "100m", "memory": "512Mi"},
         "limits": {"cpu": "1", "memory": "1Gi"},
@@ -120,9 +120,9 @@ def test_kubernetes_deployment(prod: StackOutputs, code: Path) -> None:
     assert rest.sku.capacity == 2
 
 
-def test_managed_deployment_uses_default_scale(prod_managed: StackOutputs, code: Path) -> None:
+def test_managed_deployment_uses_default_scale(prod_managed: StackOutputs) -> None:
     built = entities.managed_deployment(
-        prod_managed, prod_managed.online_endpoint_name, "blue", VERSION, code,
+        prod_managed, prod_managed.online_endpoint_name, "blue", VERSION, IMAGE,
         entities.ServingSettings(),
     )  # fmt: skip
     assert isinstance(built, ManagedOnlineDeployment)
@@ -140,30 +140,29 @@ def test_managed_deployment_uses_default_scale(prod_managed: StackOutputs, code:
 
 
 def test_a_managed_production_deployment_below_three_instances_is_refused(
-    prod_managed: StackOutputs, code: Path
+    prod_managed: StackOutputs,
 ) -> None:
     with pytest.raises(InvariantError, match=r"would run 2 instance.*at least 3"):
         entities.managed_deployment(
-            prod_managed, prod_managed.online_endpoint_name, "blue", VERSION, code,
+            prod_managed, prod_managed.online_endpoint_name, "blue", VERSION, IMAGE,
             entities.ServingSettings(managed_instance_count=2),
         )  # fmt: skip
 
 
-def test_kubernetes_deployment_needs_a_kubernetes_stack(
-    prod_managed: StackOutputs, code: Path
-) -> None:
+def test_kubernetes_deployment_needs_a_kubernetes_stack(prod_managed: StackOutputs) -> None:
     with pytest.raises(InvariantError, match="no Kubernetes compute"):
         entities.kubernetes_deployment(
-            prod_managed, "diabetes-prod", "green", VERSION, code, entities.ScalePlan(),
+            prod_managed, "diabetes-prod", "green", VERSION, IMAGE, entities.ScalePlan(),
             entities.ServingSettings(),
         )  # fmt: skip
 
 
-def test_names_are_checked_before_building(prod: StackOutputs, code: Path) -> None:
+def test_names_are_checked_before_building(prod: StackOutputs) -> None:
     with pytest.raises(InvariantError, match="33 characters"):
         entities.kubernetes_deployment(
-            prod, "x" * 33, "green", VERSION, code, entities.ScalePlan(), entities.ServingSettings()
-        )
+            prod, "x" * 33, "green", VERSION, IMAGE, entities.ScalePlan(),
+            entities.ServingSettings(),
+        )  # fmt: skip
 
 
 def test_endpoints_as_the_infrastructure_creates_them(
@@ -195,9 +194,9 @@ def test_traffic_updates(prod: StackOutputs, prod_managed: StackOutputs) -> None
     assert emptied.traffic == {"blue": 0}
 
 
-def test_batch_deployment(prod: StackOutputs, code: Path) -> None:
+def test_batch_deployment(prod: StackOutputs) -> None:
     env = entities.batch_environment("numpy==2.0\n")
-    built = entities.batch_deployment(prod, VERSION, code, env, entities.BatchSettings())
+    built = entities.batch_deployment(prod, VERSION, IMAGE, env, entities.BatchSettings())
     data = built._to_dict()
     assert data["name"] == "ridge-v7"
     assert data["endpoint_name"] == prod.batch_endpoint_name
@@ -231,7 +230,22 @@ def test_capacity_plan_from_the_planner(monkeypatch: pytest.MonkeyPatch) -> None
         load_from_environment()
 
 
-def test_image_names_the_model_version(prod: StackOutputs) -> None:
+def test_image_is_named_by_its_digest(prod: StackOutputs) -> None:
     assert re.fullmatch(
-        r"acrmlopsprodt3mpl\.azurecr\.io/diabetes-scoring:7", entities.scoring_image(prod, "7")
+        rf"acrmlopsprodt3mpl\.azurecr\.io/diabetes-scoring:{IMAGE}",
+        entities.scoring_image(prod, IMAGE),
     )
+
+
+def test_the_deployment_points_the_server_where_the_image_put_the_code(prod: StackOutputs) -> None:
+    """Without a code mount, AML_APP_ROOT and the entry script are the Dockerfile's own paths."""
+    dockerfile = (PROJECT_ROOT / "scoring" / "Dockerfile").read_text()
+    built = entities.kubernetes_deployment(
+        prod, prod.online_endpoint_name, "green", VERSION, IMAGE, entities.ScalePlan(),
+        entities.ServingSettings(),
+    )  # fmt: skip
+    variables = built.environment_variables
+    for name in ("AML_APP_ROOT", "AZUREML_ENTRY_SCRIPT"):
+        assert re.search(rf"\b{name}={re.escape(variables[name])}\s", dockerfile), name
+    # The API specs are served from AML_APP_ROOT: the image's scoring folder holds them.
+    assert "COPY scoring/ /var/azureml-app/scoring/" in dockerfile

@@ -1,5 +1,6 @@
 """The Azure target driven by the real release runner, call by call against recording fakes."""
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,9 @@ from tests.azure.fakes import QA_KEY, Behaviour, write_outputs
 
 
 def prod_release(world: World, which: str, **rollout: object):
+    """The production stage of a release whose QA stage put the image in the QA registry."""
     target = world.target(**rollout)
+    world.image_in(target.outputs("qa"), getattr(world.store, which))
     version = world.version(getattr(world.store, which))
     return target, release(target, target.registry, version, world.lines.append, stage="prod")
 
@@ -47,7 +50,7 @@ def test_first_release_goes_to_blue_with_all_traffic(world: World, prod: StackOu
     names = [n for n in world.log.names() if not n.startswith("registry.")]
     assert names == [
         "online_endpoints.get",  # current traffic: nothing live
-        "az",  # the image of v1 is already in the prod ACR
+        *["az", "az", "az"],  # not in the prod ACR, in the QA ACR: imported from there
         "online_endpoints.get",
         "online_deployments.begin_create_or_update",  # blue
         *["online_endpoints.get", "online_endpoints.get_keys"],  # smoke test blue directly
@@ -58,7 +61,7 @@ def test_first_release_goes_to_blue_with_all_traffic(world: World, prod: StackOu
     deployment = world.log.of("online_deployments.begin_create_or_update")[0].arg
     assert isinstance(deployment, KubernetesOnlineDeployment)
     assert deployment.name == "blue"
-    assert deployment.model.endswith("/models/diabetes-ridge/versions/1")
+    assert deployment.tags["model"] == "diabetes-ridge:1"  # the model is in the image
     assert isinstance(deployment.scale_settings, TargetUtilizationScaleSettings)
     assert ws.traffic_history == [{"blue": 100}]  # nothing live: no staged shift
     assert production(world) == "1"
@@ -215,7 +218,8 @@ def test_qa_rolls_the_container_image_and_keeps_its_secrets(world: World, qa: St
     target = world.target()
     version = world.version(world.store.v2)
     log = release(target, target.registry, version, world.lines.append, stage="qa")
-    assert world.clients.aci.image == f"{qa.acr_login_server}/diabetes-scoring:2"
+    assert world.clients.aci.image == log.artifacts["qa/qa"]
+    assert world.clients.aci.image.startswith(f"{qa.acr_login_server}/diabetes-scoring:")
     env = {v.name: v for v in world.clients.aci.group.containers[0].environment_variables}
     assert env["SCORING_API_KEY"].secure_value == QA_KEY
     assert env["APPLICATIONINSIGHTS_CONNECTION_STRING"].secure_value == (
@@ -230,25 +234,100 @@ def test_qa_rolls_the_container_image_and_keeps_its_secrets(world: World, qa: St
     assert [c.name for c in report.checks] == ["health", "openapi", "golden", "bad-request", "auth"]
 
 
-def test_missing_image_is_built_in_the_stack_acr(
-    world: World, prod: StackOutputs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_one_image_from_qa_to_production(
+    world: World, qa: StackOutputs, prod: StackOutputs
 ) -> None:
-    dockerfile = tmp_path / "Dockerfile"
-    dockerfile.write_text("FROM scratch\n")
-    monkeypatch.setattr("pipelines.azure.image.DOCKERFILE", dockerfile)
-    world.clients.az_status["acr repository show"] = 3
+    """QA builds the image in its registry; production imports that image, never rebuilds it."""
+    world.workspace(qa)
     world.workspace(prod).with_endpoint()
-    prod_release(world, "v1")
-    show, build = world.log.of("az")[:2]
-    assert show.args[:3] == ("acr", "repository", "show")
-    assert build.args[:2] == ("acr", "build")
-    args = list(build.args)
-    assert args[args.index("--registry") + 1] == prod.acr_name
-    assert args[args.index("--image") + 1] == "diabetes-scoring:1"
+    target = world.target()
+    version = world.version(world.store.v1)
+    log = release(target, target.registry, version, world.lines.append)
+    az = [call.args for call in world.log.of("az")]
+    assert [args[:2] for args in az] == [
+        ("acr", "repository"),  # not in the QA registry yet
+        ("acr", "build"),  # built there, once
+        ("acr", "repository"),  # not in the prod registry
+        ("acr", "repository"),  # in the QA registry
+        ("acr", "import"),  # copied from it
+    ]
+    build, imported = az[1], az[4]
+    assert build[build.index("--registry") + 1] == qa.acr_name
+    tag = build[build.index("--image") + 1]
+    source, target_tag = (imported[imported.index(flag) + 1] for flag in ("--source", "--image"))
+    assert source == tag == target_tag
+    assert imported[imported.index("--registry") + 1].endswith(f"/registries/{qa.acr_name}")
+    # The report names the image each stage serves: one digest, two registries.
+    assert log.to_dict()["artifacts"] == {
+        "qa/qa": f"{qa.acr_login_server}/{tag}",
+        "prod/blue": f"{prod.acr_login_server}/{tag}",
+    }
+    assert world.clients.aci.image == f"{qa.acr_login_server}/{tag}"
+    deployment = world.log.of("online_deployments.begin_create_or_update")[0].arg
+    assert deployment.environment.image == f"{prod.acr_login_server}/{tag}"
+    assert deployment.code_configuration is None and deployment.model is None
+    assert deployment.tags["image_digest"] == tag.split(":", 1)[1]
+    # A second release of the same version finds the image in both registries: no build.
+    world.log.calls.clear()
+    world.workspace(prod).with_endpoint({"blue": 100})
+    release(target, target.registry, version, world.lines.append, stage="qa")
+    assert [call.args[:2] for call in world.log.of("az")] == [("acr", "repository")]
+
+
+def test_a_change_to_the_scoring_code_is_a_new_image(
+    world: World, qa: StackOutputs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tag covers the scoring code, requirements and Dockerfile: a change is rebuilt."""
+    import shutil
+
+    import pipelines.azure.image as image
+
+    world.workspace(qa)
+    before = world.image_in(qa, world.store.v1)
+    scoring = tmp_path / "scoring"
+    shutil.copytree(image.SCORING_DIR, scoring)
+    (scoring / "score.py").write_text((scoring / "score.py").read_text() + "\n# changed\n")
+    monkeypatch.setattr(image, "SCORING_DIR", scoring)
+    target = world.target()
+    log = release(target, target.registry, world.version(world.store.v1), stage="qa")
+    (build,) = [call.args for call in world.log.of("az") if call.args[1] == "build"]
+    after = build[build.index("--image") + 1]
+    assert after != before.tag and after.startswith("diabetes-scoring:")
+    assert log.artifacts["qa/qa"].endswith(after)
     digest = world.store.v1.digest
-    assert f"MODEL_SHA256={digest}" in args
+    assert f"MODEL_SHA256={digest}" in build
+    # The Dockerfile is an input too.
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(image.DOCKERFILE.read_text() + "\n# changed\n")
+    monkeypatch.setattr(image, "DOCKERFILE", dockerfile)
+    with tempfile.TemporaryDirectory() as scratch:
+        assert image.scoring_image(world.version(world.store.v1), Path(scratch)).tag != after
+
+
+def test_production_never_builds_an_image_qa_has_not_served(
+    world: World, prod: StackOutputs
+) -> None:
+    world.workspace(prod).with_endpoint()
+    target = world.target()
+    version = world.version(world.store.v1)
+    with pytest.raises(ReleaseError, match=r"not in acr\w+, the qa registry; release .* to qa"):
+        release(target, target.registry, version, world.lines.append, stage="prod")
+    assert not [call for call in world.log.of("az") if call.args[1] in ("build", "import")]
+    assert world.workspace(prod).deployments == {}
+
+
+def test_a_failed_build_or_import_stops_the_release(
+    world: World, qa: StackOutputs, prod: StackOutputs
+) -> None:
+    world.workspace(qa)
+    world.workspace(prod).with_endpoint()
     world.clients.az_status["acr build"] = 1
-    with pytest.raises(ReleaseError, match=r"ACR build of diabetes-scoring:2 .* failed"):
+    target = world.target()
+    with pytest.raises(ReleaseError, match=r"ACR build of diabetes-scoring:\w+ in .* failed"):
+        release(target, target.registry, world.version(world.store.v2), stage="qa")
+    assert world.log.names("aci") == []
+    world.clients.az_status = {"acr import": 1}
+    with pytest.raises(ReleaseError, match=r"importing .* failed .* AcrPull"):
         prod_release(world, "v2")
 
 
