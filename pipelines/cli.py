@@ -6,6 +6,7 @@ lifecycle (`pipelines.lifecycle`).
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -123,8 +124,17 @@ app = typer.Typer(
 )
 
 
+# Python's cyclic garbage collector runs a young-generation pass every 700 new container
+# objects (the default of gc.set_threshold, docs.python.org/3/library/gc.html). Importing MLflow,
+# scikit-learn and SQLAlchemy creates millions of them, none garbage: at the default, those
+# passes cost ~10% of `mlops train`. A young generation of 10,000 objects keeps collecting
+# cycles, with a few MB more held at most.
+GC_YOUNG_THRESHOLD = 10_000
+
+
 def main() -> None:
     """Console entry point: turn MlopsError into one red sentence and an exit code."""
+    gc.set_threshold(GC_YOUNG_THRESHOLD)
     from training.spec import SpecError
 
     try:

@@ -143,3 +143,38 @@ def test_declared_types_that_the_data_does_not_have_fail_at_training(tmp_path: P
     with pytest.raises(SpecError, match=r"inputs do not match definition 'diabetes': age"):
         train_bundle(wrong, tmp_path / "model")
     assert not (tmp_path / "model" / "contract.json").exists()
+
+
+def test_saving_skips_mlflows_environment_scan_and_writes_what_mlflow_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow.sklearn
+    import sklearn
+    from mlflow.utils import environment, requirements_utils
+
+    scans: list[str] = []
+
+    def scan() -> dict[str, list[str]]:
+        scans.append("packages_distributions")
+        return {}
+
+    # Forget what an earlier test cached, so a scan would happen and be seen.
+    monkeypatch.setattr(requirements_utils, "_MODULES_TO_PACKAGES", None)
+    monkeypatch.setattr(requirements_utils, "_PACKAGES_TO_MODULES", None)
+    monkeypatch.setattr(requirements_utils.importlib_metadata, "packages_distributions", scan)
+    ours = train_bundle("diabetes", tmp_path / "ours")
+    assert scans == []
+    assert (
+        environment.warn_dependency_requirement_mismatches
+        is requirements_utils.warn_dependency_requirement_mismatches
+    )
+    # MLflow's own save, check included, writes the same environment files.
+    mlflow.sklearn.save_model(
+        ours.model,
+        str(tmp_path / "mlflow"),
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_PICKLE,
+        pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+    )
+    assert scans == ["packages_distributions"]
+    for name in ("requirements.txt", "conda.yaml", "python_env.yaml"):
+        assert (ours.path / name).read_text() == (tmp_path / "mlflow" / name).read_text()
