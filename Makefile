@@ -1,6 +1,6 @@
 # Two commands for a fresh machine: `make demo` and `make test`. Every target bootstraps what it
 # needs: uv (from PyPI, into .tools/ when it is not on PATH), the ops venv (.venv, from uv.lock)
-# and, for serving, the scoring venv (.venv-scoring, from scoring/requirements.txt).
+# and, for serving, the scoring venv (.venv-scoring, from the lock scoring/requirements.txt).
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -12,7 +12,7 @@ OPS_STAMP := .venv/.synced
 # Azurite (the Azure Storage emulator, the local blob storage) from package-lock.json.
 NODE_STAMP := node_modules/.installed
 
-.PHONY: help demo test lint fmt typecheck unit bootstrap azurite clean reset mlflow-ui scoring-env bench bench-scoring
+.PHONY: help demo test lint fmt typecheck unit bootstrap azurite clean reset mlflow-ui scoring-env bench bench-scoring locks
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -47,6 +47,13 @@ demo: $(OPS_STAMP) $(NODE_STAMP) ## The whole local lifecycle: data tests, train
 
 scoring-env: $(OPS_STAMP) ## Create or update the scoring environment (.venv-scoring)
 	$(RUN) python -c "from pipelines.scoring_env import ensure_scoring_env; ensure_scoring_env()"
+
+# The environment locks (training/requirements.txt, scoring/requirements.txt and
+# scoring/batch-requirements.txt) from their requirements.in inputs and uv.lock; needs PyPI.
+# UPGRADE=1 also moves the pins nothing constrains.
+UPGRADE ?= 0
+locks: $(OPS_STAMP) ## Regenerate the environment locks (hashed pins) after editing a requirements.in or uv.lock
+	$(RUN) python -m pipelines.locks --uv "$(UV)" $(if $(filter 1,$(UPGRADE)),--upgrade,)
 
 bench: $(OPS_STAMP) scoring-env ## Every benchmark (start-up, batch, scoring, collection): one table, .mlops/benchmarks.json (~10 min)
 	$(RUN) python tests/benchmarks/bench_all.py

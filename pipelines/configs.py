@@ -2,7 +2,7 @@
 
 One place for the CLI, the demo and the Azure ML pipeline steps. Imports nothing that only the
 ops environment has (no console, no CLI): the training jobs import it on the cluster, where
-the environment holds the training packages only (`pipelines.azure.entities.TRAINING_PACKAGES`).
+the environment holds the training packages only (training/requirements.in).
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """The scoring environment and the local inference-server processes.
 
-The scoring environment (`.venv-scoring`, defined by scoring/requirements.txt, the same file the
-image installs) is kept apart from the ops environment: the inference server pins an
-OpenTelemetry stack that azure-ai-ml cannot share (design note §3). This module creates it on
-demand and runs the real Azure ML inference server from it, bound to loopback, for the local
-target, the integration tests and the benchmark.
+The scoring environment (`.venv-scoring`, installed with --require-hashes from the online lock
+scoring/requirements.txt, the same file the image installs; `make locks` generates it from
+scoring/requirements.in, see pipelines.locks) is kept apart from the ops environment: the
+inference server pins an OpenTelemetry stack that azure-ai-ml cannot share (design note §3).
+This module creates it on demand and runs the real Azure ML inference server from it, bound to
+loopback, for the local target, the integration tests and the benchmark.
 """
 
 from __future__ import annotations
@@ -27,15 +28,18 @@ from rich.markup import escape
 
 from pipelines.console import display_path, err_console
 from pipelines.errors import MlopsError
+from pipelines.locks import ONLINE, PYTHON, requirement_lines
 from pipelines.processes import LOOPBACK, free_port, stop_process  # noqa: F401  (re-exported)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCORING_DIR = REPO_ROOT / "scoring"
-REQUIREMENTS = SCORING_DIR / "requirements.txt"
+SCORING_LOCK = REPO_ROOT / ONLINE.lock
+"""The online scoring lock: what the image and `.venv-scoring` install (hashes included)."""
+REQUIREMENTS = SCORING_LOCK
 ENTRY_SCRIPT = SCORING_DIR / "score.py"
 LAUNCHER = SCORING_DIR / "local_server.py"
 VENV_NAME = ".venv-scoring"
-PYTHON_VERSION = "3.11"
+PYTHON_VERSION = PYTHON  # the Dockerfile's base image runs Python 3.11
 STAMP_FILE = ".mlops-requirements.sha256"
 # Below any endpoint request timeout; the server's own default is one hour.
 DEFAULT_SCORING_TIMEOUT_MS = "10000"
@@ -69,11 +73,7 @@ def requirements_fingerprint(requirements: Path = REQUIREMENTS) -> str:
 
     Comments and blank lines are left out, so editing a comment does not rebuild the venv.
     """
-    lines = [f"python{PYTHON_VERSION}"]
-    for line in requirements.read_text().splitlines():
-        requirement = line.split("#", 1)[0].strip()
-        if requirement:
-            lines.append(requirement)
+    lines = [f"python{PYTHON_VERSION}", *requirement_lines(requirements.read_text())]
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
@@ -136,14 +136,14 @@ def find_uv(root: Path = REPO_ROOT) -> str | None:
 
 
 def ensure_scoring_env(root: Path = REPO_ROOT, *, force: bool = False) -> Path:
-    """Create or refresh `.venv-scoring` from scoring/requirements.txt; return the venv path.
+    """Create or refresh `.venv-scoring` from the scoring lock; return the venv path.
 
-    Fast when the environment is current (a stamp file holds the requirements hash); otherwise
-    rebuilds it with uv and precompiles its bytecode. Raises MlopsError if uv is missing or the
-    installation fails.
+    Fast when the environment is current (a stamp file holds the lock's hash); otherwise
+    rebuilds it with uv (--require-hashes: exactly the locked files) and precompiles its
+    bytecode. Raises MlopsError if uv is missing or the installation fails.
     """
     venv = scoring_venv(root)
-    requirements = root / "scoring" / "requirements.txt"
+    requirements = root / ONLINE.lock
     with env_lock(root / ".mlops" / "scoring-env.lock"):
         if not force and is_fresh(venv, requirements):
             _precompile(venv, [root / "scoring"])  # our own sources change between runs
@@ -151,7 +151,7 @@ def ensure_scoring_env(root: Path = REPO_ROOT, *, force: bool = False) -> Path:
         build_venv(
             venv,
             PYTHON_VERSION,
-            ["-r", str(requirements)],
+            ["--require-hashes", "-r", str(requirements)],
             requirements_fingerprint(requirements),
             what="the scoring environment",
             root=root,

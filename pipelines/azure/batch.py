@@ -24,7 +24,6 @@ from pipelines.settings import PROJECT_ROOT
 INPUT_ASSET = "diabetes-batch-input"
 OUTPUT_NAME = "score"
 BATCH_DRIVER = PROJECT_ROOT / "scoring" / "batch_driver.py"
-SCORING_REQUIREMENTS = PROJECT_ROOT / "scoring" / "requirements.txt"
 
 Progress = Callable[[str], None]
 
@@ -64,7 +63,7 @@ def ensure_deployment(
                 outputs,
                 version,
                 code_snapshot(Path(scratch) / "code", SCORING_PACKAGES),
-                batch_environment(SCORING_REQUIREMENTS.read_text()),
+                batch_environment(),
                 BatchSettings(),
             )
             azure_call(

@@ -11,10 +11,8 @@ import copy
 import hashlib
 import json
 import shutil
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +48,9 @@ from pipelines.azure.invariants import (
     check_name,
     check_traffic,
 )
+from pipelines.locks import BATCH as BATCH_LOCK
+from pipelines.locks import TRAINING as TRAINING_LOCK
+from pipelines.locks import LockSpec, pip_lines
 from pipelines.registry import TAG_DIGEST, RegisteredVersion
 from pipelines.settings import PROJECT_ROOT
 from pipelines.tags import checked_tags
@@ -61,27 +62,12 @@ if TYPE_CHECKING:
 SCORING_IMAGE_REPOSITORY = "diabetes-scoring"
 """Repository of the scoring image in each environment's ACR (tag: the image digest)."""
 
+# Ubuntu 22.04 (glibc 2.35) on x86_64: the platform the locks are resolved for (pipelines.locks);
+# conda installs the lock's Python (3.11) and pins over it.
 TRAINING_BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 BATCH_BASE_IMAGE = TRAINING_BASE_IMAGE
 TRAINING_ENVIRONMENT = "diabetes-training"
 BATCH_ENVIRONMENT = "diabetes-batch"
-
-# What the training components import (pipelines.steps, training, scoring.model_bundle), pinned
-# to the versions of the ops environment (uv.lock): training on Azure runs the same libraries,
-# and scikit-learn equals the serving version.
-TRAINING_PACKAGES = (
-    "numpy",
-    "pandas",
-    "pyarrow",
-    "scikit-learn",
-    "scipy",
-    "mlflow-skinny",
-    "azureml-mlflow",
-    "azure-ai-ml",
-    "azure-identity",
-)
-# Azure ML's batch driver needs these beside the scoring requirements.
-BATCH_EXTRA_PACKAGES = ("azureml-core", "azureml-dataset-runtime[fuse]")
 
 CODE_PACKAGES = ("training", "pipelines", "scoring")
 SCORING_PACKAGES = ("scoring",)
@@ -106,73 +92,64 @@ def code_snapshot(dest: Path, packages: Iterable[str] = CODE_PACKAGES) -> Path:
     return dest
 
 
-def installed_versions(packages: Iterable[str]) -> dict[str, str]:
-    """Versions of the ops environment, which `uv sync --frozen` installs from uv.lock."""
-    versions = {}
-    for package in packages:
-        distribution = package.split("[", 1)[0]
-        versions[package] = metadata.version(distribution)
-    return versions
-
-
 def _short_hash(value: object) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def conda_spec(name: str, pins: Mapping[str, str], python: str | None = None) -> dict[str, Any]:
-    """A conda file: Python plus pip packages pinned exactly."""
-    python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
-    pip_lines = [f"{package}=={version}" for package, version in sorted(pins.items())]
+def conda_spec(name: str, lock: LockSpec, lock_text: str | None = None) -> dict[str, Any]:
+    """A conda file: the lock's Python, and its pins with their hashes as the pip section.
+
+    conda writes the pip section to a requirements file and runs `pip install -U -r` on it
+    (conda/conda, `conda/env/installers/pip.py`, `_pip_install_via_requirements`), and Azure ML
+    builds a conda environment by running conda on this file over the image (Learn, "Deploy
+    models for scoring in batch endpoints": "the conda_file dependencies will be installed on
+    top of the image"). A `--hash` option is valid on a requirements-file line, and "specifying
+    --hash against any requirement will activate this mode globally" (pip's docs, "Secure
+    installs", hash-checking mode), so Azure ML's pip installs exactly the locked files.
+    """
+    text = lock.lock_path(PROJECT_ROOT).read_text() if lock_text is None else lock_text
     return {
         "name": name,
         "channels": ["conda-forge"],
-        "dependencies": [f"python={python}", "pip", {"pip": pip_lines}],
+        "dependencies": [f"python={lock.python}", "pip", {"pip": pip_lines(text)}],
     }
 
 
-def training_environment(pins: Mapping[str, str] | None = None) -> Environment:
-    """The training components' environment, versioned by the hash of its pins."""
-    spec = conda_spec(TRAINING_ENVIRONMENT, pins or installed_versions(TRAINING_PACKAGES))
+def _locked_environment(
+    name: str, image: str, lock: LockSpec, lock_text: str | None, description: str
+) -> Environment:
+    # Versioned by the hash of the image and the conda file: a new lock is a new version.
+    spec = conda_spec(name, lock, lock_text)
     return Environment(
-        name=TRAINING_ENVIRONMENT,
-        version=_short_hash([TRAINING_BASE_IMAGE, spec]),
-        description="Training, gate and registration (pins from the project's uv.lock).",
-        image=TRAINING_BASE_IMAGE,
+        name=name,
+        version=_short_hash([image, spec]),
+        description=description,
+        image=image,
         conda_file=spec,
-        tags=checked_tags({"source": "uv.lock"}, f"environment {TRAINING_ENVIRONMENT}"),
+        tags=checked_tags({"lock": lock.lock}, f"environment {name}"),
     )
 
 
-def requirement_lines(text: str) -> list[str]:
-    """Requirement lines of a requirements file, without comments and blanks."""
-    lines = []
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if line:
-            lines.append(line)
-    return lines
+def training_environment(lock_text: str | None = None) -> Environment:
+    """The training components' environment, from training/requirements.txt (or `lock_text`)."""
+    return _locked_environment(
+        TRAINING_ENVIRONMENT,
+        TRAINING_BASE_IMAGE,
+        TRAINING_LOCK,
+        lock_text,
+        "Training, gate and registration (locked: training/requirements.txt).",
+    )
 
 
-def batch_environment(
-    scoring_requirements: str, extra: Mapping[str, str] | None = None
-) -> Environment:
-    """The batch deployment's environment: the scoring requirements plus Azure ML's batch driver."""
-    lines = requirement_lines(scoring_requirements)
-    extras = extra if extra is not None else dict.fromkeys(BATCH_EXTRA_PACKAGES, "")
-    lines += [
-        f"{package}=={version}" if version else package for package, version in extras.items()
-    ]
-    spec = {
-        "name": BATCH_ENVIRONMENT,
-        "channels": ["conda-forge"],
-        "dependencies": ["python=3.11", "pip", {"pip": lines}],
-    }
-    return Environment(
-        name=BATCH_ENVIRONMENT,
-        version=_short_hash([BATCH_BASE_IMAGE, spec]),
-        description="Batch scoring (scoring/requirements.txt plus the Azure ML batch driver).",
-        image=BATCH_BASE_IMAGE,
-        conda_file=spec,
+def batch_environment(lock_text: str | None = None) -> Environment:
+    """The batch deployment's environment, from scoring/batch-requirements.txt (or `lock_text`):
+    the online scoring packages plus Azure ML's batch driver runtime."""
+    return _locked_environment(
+        BATCH_ENVIRONMENT,
+        BATCH_BASE_IMAGE,
+        BATCH_LOCK,
+        lock_text,
+        "Batch scoring (locked: scoring/batch-requirements.txt).",
     )
 
 

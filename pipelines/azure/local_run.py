@@ -8,8 +8,9 @@ dependency order, and each node is run the way a cluster runs it:
   `.gitignore`, and always drops `__pycache__`; `_utils/_asset_utils.get_upload_files_from_folder`)
   and copied to `<node>/exe/wd`, the job's working directory;
 - **environment**: a virtual environment built from the component's Azure ML environment
-  (its conda file's Python and pip pins), cached under the state directory by the hash of that
-  definition, so a rerun with the same pins reuses it;
+  (its conda file's Python and pip pins, each with its hashes, from the environment's lock:
+  pipelines.locks), installed with --require-hashes and cached under the state directory by the
+  hash of that definition, so a rerun with the same pins reuses it;
 - **inputs and outputs**: folders laid out as Azure ML mounts them, `<node>/cap/data-capability/
   wd/INPUT_<name>` for inputs and `.../wd/<name>` for outputs (the paths jobs see on a cluster,
   e.g. azure-sdk-for-python issues 36689 and 31734); an input bound to an upstream output is
@@ -243,8 +244,21 @@ def environments_root(settings: Settings) -> Path:
     return Path(os.environ.get("MLOPS_PIPELINE_ENVS") or settings.state_dir / ENVS_DIR)
 
 
+def check_hashed(environment: Environment, pins: list[str]) -> None:
+    """Every pip line carries a --hash: the environment is installed exactly as it was locked."""
+    unhashed = [pin.split()[0] for pin in pins if "--hash=" not in pin]
+    if unhashed:
+        raise MlopsError(
+            f"environment {environment.name} installs {', '.join(unhashed[:3])} without a hash; "
+            "build its conda file from a lock (pipelines.locks) and run `make locks`"
+        )
+
+
 def ensure_environment(environment: Environment, root: Path) -> Path:
-    """A venv with the environment's pins, cached by their hash under `root`; its interpreter."""
+    """A venv with the environment's pins, cached by their hash under `root`; its interpreter.
+
+    Installed with --require-hashes, as pip installs the conda file's hashed lines on Azure ML.
+    """
     from pipelines.scoring_env import build_venv, env_lock, stamp_matches, venv_python
 
     fingerprint = environment_fingerprint(environment)
@@ -252,12 +266,13 @@ def ensure_environment(environment: Environment, root: Path) -> Path:
     with env_lock(root / f"{fingerprint[:16]}.lock"):
         if not stamp_matches(venv, fingerprint):
             python, pins = conda_python_and_pins(environment)
+            check_hashed(environment, pins)
             requirements = venv.parent / f"{fingerprint[:16]}.txt"
             requirements.write_text("\n".join(pins) + "\n")
             build_venv(
                 venv,
                 python,
-                ["-r", str(requirements)],
+                ["--require-hashes", "-r", str(requirements)],
                 fingerprint,
                 what=f"environment {environment.name}:{environment.version}",
             )

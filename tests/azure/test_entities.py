@@ -5,8 +5,10 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+import yaml
 from azure.ai.ml.entities import (
     DefaultScaleSettings,
+    Environment,
     KubernetesOnlineDeployment,
     KubernetesOnlineEndpoint,
     ManagedOnlineDeployment,
@@ -19,6 +21,7 @@ from pipelines.azure import entities
 from pipelines.azure.capacity import Load, load_from_environment, plan_capacity
 from pipelines.azure.invariants import InvariantError
 from pipelines.errors import MlopsError
+from pipelines.locks import BATCH, ONLINE, TRAINING, LockError, parse_lock, pip_lines
 from pipelines.registry import TAG_GOLDEN, RegisteredVersion
 from pipelines.settings import PROJECT_ROOT
 
@@ -44,25 +47,45 @@ def test_code_snapshot_holds_the_packages_and_nothing_else(tmp_path: Path) -> No
     assert not list(snapshot.rglob("__pycache__"))
 
 
-def test_training_environment_pins_the_ops_environment() -> None:
-    env = entities.training_environment()
-    assert env.image == entities.TRAINING_BASE_IMAGE
-    pins = dict(line.split("==") for line in env.conda_file["dependencies"][2]["pip"])
-    for package in ("scikit-learn", "mlflow-skinny", "azureml-mlflow", "azure-ai-ml", "numpy"):
+def _conda_pip(env: Environment) -> list[str]:
+    """The pip section of the conda file azure-ai-ml sends (the REST object's YAML string)."""
+    rest = env._to_rest_object()
+    conda = yaml.safe_load(rest.properties.conda_file)
+    return next(d["pip"] for d in conda["dependencies"] if isinstance(d, dict))
+
+
+@pytest.mark.parametrize(
+    ("build", "lock"),
+    [(entities.training_environment, TRAINING), (entities.batch_environment, BATCH)],
+)
+def test_environments_install_their_lock_with_hashes(build, lock) -> None:
+    env = build()
+    pip = _conda_pip(env)
+    assert pip == pip_lines(lock.lock_path().read_text())
+    pins = {line.split("==")[0]: line.split()[0].split("==")[1] for line in pip}
+    assert all(" --hash=sha256:" in line for line in pip)
+    # The versions the ops venv (uv.lock) runs: a model trained there loads here.
+    for package in ("numpy", "pandas", "pyarrow", "scikit-learn"):
         assert pins[package] == metadata.version(package)
-    # The model must load where it is served: training's scikit-learn = the scoring image's.
-    scoring = (PROJECT_ROOT / "scoring" / "requirements.txt").read_text()
-    assert f"scikit-learn=={pins['scikit-learn']}" in scoring
-    assert env.version == entities.training_environment().version  # stable for equal pins
-    assert env._to_dict()["conda_file"]["dependencies"][0].startswith("python=3.")
+    assert env._to_dict()["conda_file"]["dependencies"][0] == f"python={lock.python}"
+    assert env.tags == {"lock": lock.lock}
+    assert env.version == build().version  # stable for an unchanged lock
+    changed = lock.lock_path().read_text().replace("--hash=sha256:", "--hash=sha256:0", 1)
+    assert build(changed).version != env.version
 
 
 def test_batch_environment_adds_the_batch_driver_runtime() -> None:
-    env = entities.batch_environment((PROJECT_ROOT / "scoring" / "requirements.txt").read_text())
-    pip = env.conda_file["dependencies"][2]["pip"]
-    assert "azureml-core" in pip and "azureml-dataset-runtime[fuse]" in pip
-    assert any(line.startswith("scikit-learn==") for line in pip)
-    assert not any(line.startswith("#") for line in pip)
+    pip = _conda_pip(entities.batch_environment())
+    names = {line.split("==")[0] for line in pip}
+    assert {"azureml-core", "azureml-dataset-runtime", "fusepy"} <= names  # [fuse] resolved
+    online = parse_lock(ONLINE.lock_path().read_text())
+    for name in ("numpy", "pandas", "pyarrow", "scikit-learn", "azureml-inference-server-http"):
+        assert any(line.startswith(f"{online[name].requirement} ") for line in pip)
+
+
+def test_an_unhashed_lock_builds_no_environment() -> None:
+    with pytest.raises(LockError, match="has no --hash"):
+        entities.training_environment("numpy==2.3.2\n")
 
 
 def test_registry_model_carries_every_tag(tmp_path: Path) -> None:
@@ -195,7 +218,7 @@ def test_traffic_updates(prod: StackOutputs, prod_managed: StackOutputs) -> None
 
 
 def test_batch_deployment(prod: StackOutputs) -> None:
-    env = entities.batch_environment("numpy==2.0\n")
+    env = entities.batch_environment("numpy==2.0 --hash=sha256:aa\n")
     built = entities.batch_deployment(prod, VERSION, IMAGE, env, entities.BatchSettings())
     data = built._to_dict()
     assert data["name"] == "ridge-v7"

@@ -100,17 +100,38 @@ def test_the_snapshot_is_what_azure_ai_ml_uploads(tmp_path: Path) -> None:
     assert names == [".amlignore", "pkg/main.py"]
 
 
+LOCK = (
+    "numpy==2.3.0 \\\n    --hash=sha256:aa\n    # via -r training/requirements.in\n"
+    "pandas==2.3.1 --hash=sha256:bb --hash=sha256:cc\n"
+)
+
+
 def test_environment_pins_and_their_hash() -> None:
-    environment = training_environment({"numpy": "2.3.0", "pandas": "2.3.1"})
+    environment = training_environment(LOCK)
     python, pins = conda_python_and_pins(environment)
-    assert python.count(".") == 1 and pins == ["numpy==2.3.0", "pandas==2.3.1"]
-    same = training_environment({"pandas": "2.3.1", "numpy": "2.3.0"})
-    other = training_environment({"numpy": "2.3.1", "pandas": "2.3.1"})
+    assert python == "3.11"  # the lock's Python, not the interpreter running this
+    assert pins == [
+        "numpy==2.3.0 --hash=sha256:aa",
+        "pandas==2.3.1 --hash=sha256:bb --hash=sha256:cc",
+    ]
+    same = training_environment("# a note\n" + LOCK)
+    other = training_environment(LOCK.replace("2.3.1", "2.3.2"))
     assert environment_fingerprint(same) == environment_fingerprint(environment)
     assert environment_fingerprint(other) != environment_fingerprint(environment)
     empty = Environment(name="e", image="i", conda_file={"dependencies": ["python=3.11"]})
     with pytest.raises(MlopsError, match="names no Python version or no pip packages"):
         conda_python_and_pins(empty)
+
+
+def test_an_environment_without_hashes_is_not_built(tmp_path: Path) -> None:
+    unlocked = Environment(
+        name="e",
+        image="i",
+        conda_file={"dependencies": ["python=3.11", "pip", {"pip": ["numpy==2.3.0"]}]},
+    )
+    with pytest.raises(MlopsError, match=r"installs numpy==2\.3\.0 without a hash"):
+        local_run.ensure_environment(unlocked, tmp_path)
+    assert not list(tmp_path.glob("*/bin/python"))
 
 
 def test_a_component_with_an_unknown_environment_is_refused() -> None:

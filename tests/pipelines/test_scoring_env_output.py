@@ -23,6 +23,7 @@ if [ "$1" = venv ]; then
     echo "Creating virtual environment at: $last"
     exit 0
 fi
+[ -n "$FAKE_UV_LOG" ] && echo "$@" >> "$FAKE_UV_LOG"
 echo "Resolved 57 packages in 1.2s"
 for n in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do echo " + package-$n==1.0"; done
 if [ -n "$FAKE_UV_FAILS" ]; then
@@ -56,6 +57,17 @@ def test_creating_the_scoring_env_is_quiet_and_names_it_relative(
     assert "+ package-1" not in printed and "Resolved 57 packages" not in printed
     assert "The scoring environment is ready." in printed
     assert venv == project / ".venv-scoring"
+
+
+def test_the_scoring_env_installs_the_lock_with_hashes_required(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "uv-args.log"
+    monkeypatch.setenv("FAKE_UV_LOG", str(log))
+    ensure_scoring_env(project)
+    (install,) = log.read_text().splitlines()
+    assert install.startswith("pip install --python ")
+    assert install.endswith(f"--require-hashes -r {project / 'scoring' / 'requirements.txt'}")
 
 
 def test_a_failed_install_shows_the_tail_of_uv_output(

@@ -55,6 +55,8 @@ def test_image_installs_the_requirements_runs_as_non_root_and_checks_itself() ->
     steps = instructions()
     runs = " ".join(args for keyword, args in steps if keyword == "RUN")
     assert "pip install" in runs
+    # Exactly the locked files: every pin hashed (tests/pipelines/test_locks.py), pip checks them.
+    assert "pip install --no-cache-dir --require-hashes" in runs
     assert "-r /tmp/scoring-requirements.txt" in runs
     assert "COPY scoring/requirements.txt /tmp/scoring-requirements.txt" in " ".join(
         f"{k} {a}" for k, a in steps
