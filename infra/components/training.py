@@ -86,8 +86,9 @@ class TrainingCompute(pulumi.ComponentResource):
         )
         self.compute_name = self.compute.name
         self.principal_id = self.identity.principal_id
-        # Exported so a pipeline job can name this identity explicitly
-        # (azure-ai-ml `ManagedIdentityConfiguration(client_id=..., resource_id=...)`).
+        # Exported so a pipeline job can name this identity explicitly: azure-ai-ml's
+        # `ManagedIdentityConfiguration(client_id=..., resource_id=...)`
+        # (azure/ai/ml/entities/_credentials.py).
         self.identity_client_id = self.identity.client_id
         self.identity_id = self.identity.id
         self.register_outputs(
