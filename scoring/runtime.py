@@ -47,8 +47,8 @@ class LoadedModel:
             outputs = np.asarray(self.predict(matrix), dtype=np.float64)
         width = len(self.contract.outputs)
         outputs = outputs.reshape(-1) if width == 1 else outputs.reshape(-1, width)
-        finite = np.isfinite(outputs).reshape(len(outputs), -1).all(axis=1)
-        if not finite.all():
+        if not np.isfinite(outputs).all():  # one reduction on the common path; the row if not
+            finite = np.isfinite(outputs).reshape(len(outputs), -1).all(axis=1)
             row = int(np.argmin(finite))
             raise InputError(
                 BAD_REQUEST,

@@ -1,0 +1,213 @@
+"""The fast request path (orjson, checks in C) answers exactly what the reference path answers.
+
+`scoring.schema.parse_request_body` takes `fast_rows` for well-formed requests and the standard
+library's decoder (`parse_request_body_reference`) for everything else and for every message.
+These tests feed both the same bodies, well-formed and broken, and require the same matrix or
+the same error; and they require the fast path to really take the common requests, so that the
+comparison is not between the reference path and itself.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scoring import schema
+from scoring.schema import (
+    InputError,
+    ModelContract,
+    fast_rows,
+    parse_request_body,
+    parse_request_body_reference,
+)
+from tests.scoring.conftest import API_KEY, make_request
+
+N = 3
+CONTRACT = ModelContract(
+    features=("a", "b", "c"),
+    outputs=("y",),
+    task="regression",
+    serving="numpy",
+    model="test",
+    title="test",
+)
+MAX_ROWS = 5
+
+
+def outcome(parse: Any, body: bytes) -> tuple[str, Any]:
+    """What a parser answers: the matrix as exact bytes with its shape, or the error."""
+    try:
+        matrix = parse(body, max_rows=MAX_ROWS, contract=CONTRACT)
+    except InputError as error:
+        return "error", (error.status, error.message, error.headers)
+    return "rows", (matrix.dtype.str, matrix.shape, matrix.tobytes())
+
+
+# Bodies the fast path must take: what clients send, in the forms JSON allows.
+WELL_FORMED = [
+    b'{"data": [[1.5, -2.25, 3e-3]]}',
+    b'{"data": [[1, 2, 3]]}',  # integers
+    b'{"data": [[1, 2.5, -0]]}',  # integers and floats mixed, negative zero
+    b'{"data": [[-0.0, 0.0, 1E5], [1e+5, 2.5E-300, 1.7976931348623157e308]]}',
+    b'{"data": [[9007199254740993, 18446744073709551615, -9223372036854775808]]}',
+    b'{"data": [[123456789012345678901234567890, 1, 2]]}',  # beyond 64 bits: a float in both
+    b'\n { "data" :\n[ [1,2,3] ,[4,5,6] ] }\r\n',  # whitespace anywhere
+    b'{"data": [[1, 2, 3], [4, 5, 6], [7, 8, 9], [1, 1, 1], [0, 0, 0]]}',  # max rows
+]
+
+# Bodies the fast path must leave to the reference path, which names the problem.
+REFERENCE_ONLY = [
+    b"",
+    b"   ",
+    b"not json",
+    b'{"data": [[1, 2, 3]]',  # truncated
+    b'{"data": [[NaN, 2, 3]]}',
+    b'{"data": [[Infinity, 2, 3]]}',
+    b'{"data": [[-Infinity, 2, 3]]}',
+    b'{"data": [[1e400, 2, 3]]}',  # overflows to infinity
+    b'{"data": [[1' + b"0" * 400 + b", 2, 3]]}",  # an integer too large for a float
+    b'{"data": [[true, 2, 3]]}',
+    b'{"data": [[false, 2, 3]]}',
+    b'{"data": [[null, 2, 3]]}',
+    b'{"data": [["1.5", 2, 3]]}',  # a number in a string
+    b'{"data": [[{"v": 1}, 2, 3]]}',
+    b'{"data": [[[1], 2, 3]]}',  # a nested list
+    b'{"data": [[[1], [2], [3]]]}',  # nested lists of equal shape
+    b'{"data": [[1, 2]]}',  # a value missing
+    b'{"data": [[1, 2, 3, 4]]}',  # a value too many
+    b'{"data": [[1, 2, 3], [1, 2]]}',  # ragged
+    b'{"data": [1, 2, 3]}',  # not a list of rows
+    b'{"data": []}',
+    b'{"data": [[]]}',
+    b'{"data": [[1, 2, 3]], "extra": 1}',
+    b'{"rows": [[1, 2, 3]]}',  # the field missing
+    b"{}",
+    b'{"data": [[1, 2, 3]], "data": [[4, 5, 6]]}',  # a duplicate key
+    b'{"data": {"0": [1, 2, 3]}}',
+    b'{"data": "[[1, 2, 3]]"}',
+    b"[[1, 2, 3]]",
+    b'"data"',
+    b"null",
+    b'{"data": [[1, 2, 3]]} trailing',
+    b'\xef\xbb\xbf{"data": [[1, 2, 3]]}',  # a byte-order mark
+    b'{"data": [[1, 2, 3\xff]]}',  # invalid UTF-8
+    b'{"d\\u0061ta": [[1, 2, 3]]}',  # an escaped key
+    b'{"data": [[1, 2, 3]] ' + b"[" * 2000 + b"]" * 2000 + b"}",
+    json.dumps({"data": [[1, 2, 3]] * (MAX_ROWS + 1)}).encode(),  # over the row limit
+]
+
+
+@pytest.mark.parametrize("body", WELL_FORMED)
+def test_the_fast_path_takes_well_formed_requests_and_gives_the_references_matrix(
+    body: bytes,
+) -> None:
+    assert fast_rows(body, MAX_ROWS, N) is not None
+    assert outcome(parse_request_body, body) == outcome(parse_request_body_reference, body)
+
+
+@pytest.mark.parametrize("body", REFERENCE_ONLY)
+def test_the_fast_path_leaves_every_other_body_to_the_reference_path(body: bytes) -> None:
+    assert fast_rows(body, MAX_ROWS, N) is None
+    assert outcome(parse_request_body, body) == outcome(parse_request_body_reference, body)
+
+
+_VALUES = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),  # json.dumps writes NaN and Infinity
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=3),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+)
+_ROWS = st.lists(st.lists(_VALUES, min_size=N - 1, max_size=N + 1), max_size=MAX_ROWS + 1)
+_DOCUMENTS = st.one_of(
+    st.builds(lambda rows: {"data": rows}, _ROWS),
+    st.builds(
+        lambda rows, extra: {"data": rows, **extra},
+        _ROWS,
+        st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+    ),
+    st.builds(lambda rows: {"rows": rows}, _ROWS),
+    _ROWS,
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(document=_DOCUMENTS, indent=st.sampled_from([None, 0, 2]))
+def test_any_document_gets_the_same_answer_from_both_paths(
+    document: Any, indent: int | None
+) -> None:
+    body = json.dumps(document, indent=indent).encode()
+    assert outcome(parse_request_body, body) == outcome(parse_request_body_reference, body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(
+        st.lists(
+            st.one_of(
+                st.floats(allow_nan=False, allow_infinity=False), st.integers(-(2**64), 2**64)
+            ),
+            min_size=N,
+            max_size=N,
+        ),
+        min_size=1,
+        max_size=MAX_ROWS,
+    )
+)
+def test_rows_of_numbers_take_the_fast_path_with_the_references_matrix(
+    rows: list[list[float]],
+) -> None:
+    body = json.dumps({"data": rows}).encode()
+    assert fast_rows(body, MAX_ROWS, N) is not None
+    assert outcome(parse_request_body, body) == outcome(parse_request_body_reference, body)
+
+
+RESPONSE_CASES = [
+    ("floats", lambda n: {"data": [[0.5] * n]}),
+    ("ints", lambda n: {"data": [[1] * n, [0] * n]}),
+    ("mixed", lambda n: {"data": [[1] + [0.25] * (n - 1)]}),
+    ("nan", lambda n: '{"data": [[NaN' + ", 1" * (n - 1) + "]]}"),
+    ("infinity", lambda n: '{"data": [[Infinity' + ", 1" * (n - 1) + "]]}"),
+    ("overflowing value", lambda n: '{"data": [[1e400' + ", 1" * (n - 1) + "]]}"),
+    # A regressor's prediction overflows (400); a classifier's probabilities stay finite (200).
+    ("huge values", lambda n: {"data": [[1.7e308] * n]}),
+    ("boolean", lambda n: {"data": [[True] + [1] * (n - 1)]}),
+    ("null", lambda n: {"data": [[None] * n]}),
+    ("string", lambda n: {"data": [["1"] * n]}),
+    ("extra field", lambda n: {"data": [[1] * n], "id": 3}),
+    ("missing field", lambda n: {"rows": [[1] * n]}),
+    ("value missing", lambda n: {"data": [[1] * (n - 1)]}),
+    ("value too many", lambda n: {"data": [[1] * (n + 1)]}),
+    ("too many rows", lambda n: {"data": [[1] * n] * 1001}),
+]
+
+
+@pytest.mark.parametrize(("case", "make_body"), RESPONSE_CASES, ids=[c for c, _ in RESPONSE_CASES])
+def test_run_answers_the_same_on_both_paths(
+    load_script: Any, monkeypatch: pytest.MonkeyPatch, case: str, make_body: Any
+) -> None:
+    scorer = load_script(SCORING_API_KEY=API_KEY)
+    body = make_body(scorer._service.model.contract.n_features)
+    headers = {"Authorization": f"Bearer {API_KEY}", "x-request-id": f"same-{case}"}
+
+    def answer() -> tuple[int, Any, dict[str, str]]:
+        response = scorer.run(make_request(body, headers=headers))
+        if isinstance(response, dict):
+            return 200, json.dumps(response, allow_nan=False), {}
+        return response.status_code, response.get_data(), dict(response.headers)
+
+    fast = answer()
+    monkeypatch.setattr(schema, "fast_rows", lambda *args: None)
+    assert answer() == fast
+    if case in ("floats", "ints", "mixed") or (fast[0] == 200 and case == "huge values"):
+        assert fast[0] == 200
+        assert np.all(np.isfinite(json.loads(fast[1])["result"]))
+    else:
+        assert fast[0] in (400, 413)
