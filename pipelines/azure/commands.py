@@ -74,6 +74,7 @@ def tracking(model_name: str | None, clients: AzureClients | None = None) -> Azu
         clients.registry(outputs),
         outputs.registry_name,
         source=f"{outputs.environment}/{outputs.workspace_name}",
+        workspace=clients.workspace(outputs),
     )
 
 

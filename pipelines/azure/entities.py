@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from azure.ai.ml.constants import AssetTypes
 from azure.ai.ml.entities import (
     BatchEndpoint,
     BatchRetrySettings,
@@ -29,7 +28,6 @@ from azure.ai.ml.entities import (
     KubernetesOnlineEndpoint,
     ManagedOnlineDeployment,
     ManagedOnlineEndpoint,
-    Model,
     ModelBatchDeployment,
     ModelBatchDeploymentSettings,
     OnlineEndpoint,
@@ -211,21 +209,6 @@ def scoring_environment(
 def registry_model_id(registry_name: str, name: str, version: str) -> str:
     """The asset id that deployments in any workspace use to reference a registry model."""
     return f"azureml://registries/{registry_name}/models/{name}/versions/{version}"
-
-
-def registry_model(version: RegisteredVersion, bundle: Path, source: str) -> Model:
-    """The model version in the shared registry: the verified bundle with every lineage tag."""
-    if not version.digest:
-        raise InvariantError(f"{version.ref} has no sha256 digest; it cannot be promoted")
-    return Model(
-        name=version.name,
-        version=version.version,
-        type=AssetTypes.CUSTOM_MODEL,
-        path=str(bundle),
-        description="Diabetes progression, ridge regression (model bundle with manifest).",
-        tags=checked_tags({**version.tags, "source": source}, version.ref),
-        properties={TAG_DIGEST: version.digest, "run_id": version.run_id},
-    )
 
 
 # -- online deployments -----------------------------------------------------------------------

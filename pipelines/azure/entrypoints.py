@@ -7,7 +7,9 @@ their `uri_folder` outputs (the validated table, the run id, the decision, the v
 Tracking: `--tracking-uri`, else MLOPS_TRACKING_URI, else MLFLOW_TRACKING_URI (which Azure ML
 sets in every job to the workspace). The production model and registrations go to the shared
 registry when `--registry-name` is given (the job's managed identity needs read and write on
-it); without it, to the tracking server's own registry (what the offline tests use).
+it; registration shares the workspace's version into it, so it also names the workspace with
+`--workspace-*`); without it, to the tracking server's own registry (what the offline tests
+use).
 
 Exit codes: 0 when the step did its job, including a gate rejection (an outcome, recorded in
 decision.json); 2 for bad data or a failed step, with one sentence on stderr.
@@ -44,12 +46,15 @@ def _tracking_uri(explicit: str | None) -> str:
 
 
 def _job_credential() -> Any:
-    """The job's identity: the compute's user-assigned identity when Azure ML names one."""
+    """The job's identity: the user-assigned identity the pipeline names (MLOPS_IDENTITY_CLIENT_ID,
+    set by `pipeline_job.identity_variables`), else the one Azure ML names for the compute."""
     from azure.identity import ManagedIdentityCredential
 
     from pipelines.azure.client import default_credential
 
-    client_id = os.environ.get("DEFAULT_IDENTITY_CLIENT_ID")
+    client_id = os.environ.get("MLOPS_IDENTITY_CLIENT_ID") or os.environ.get(
+        "DEFAULT_IDENTITY_CLIENT_ID"
+    )
     if client_id:
         return ManagedIdentityCredential(client_id=client_id)
     return default_credential()
@@ -69,13 +74,26 @@ def tracking(args: argparse.Namespace) -> Any:
 
     from pipelines.azure.registry import AzureTracking
 
+    credential = _job_credential()
     client = MLClient(
-        _job_credential(),
+        credential,
         subscription_id=args.registry_subscription,
         resource_group_name=args.registry_resource_group,
         registry_name=registry_name,
     )
-    return AzureTracking(settings, client, registry_name, source=uri)
+    # The training workspace shares the registered version into the registry (register only).
+    workspace_name = getattr(args, "workspace_name", None)
+    workspace = (
+        MLClient(
+            credential,
+            subscription_id=args.workspace_subscription,
+            resource_group_name=args.workspace_resource_group,
+            workspace_name=workspace_name,
+        )
+        if workspace_name
+        else None
+    )
+    return AzureTracking(settings, client, registry_name, source=uri, workspace=workspace)
 
 
 def _write(folder: Path, name: str, payload: dict[str, Any]) -> None:
@@ -212,6 +230,9 @@ def parser() -> argparse.ArgumentParser:
     register.add_argument("--decision", type=Path, required=True)
     tracked(register)
     registry(register)
+    register.add_argument("--workspace-name", default=None)
+    register.add_argument("--workspace-subscription", default=None)
+    register.add_argument("--workspace-resource-group", default=None)
     return root
 
 

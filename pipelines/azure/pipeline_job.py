@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from azure.ai.ml import Input, Output, dsl
 from azure.ai.ml.constants import AssetTypes
-from azure.ai.ml.entities import CommandComponent, Environment, PipelineJob
+from azure.ai.ml.entities import (
+    CommandComponent,
+    Environment,
+    ManagedIdentityConfiguration,
+    PipelineJob,
+)
 
 from pipelines.azure.snapshot import tree_digest
 from pipelines.gate import GateConfig
@@ -86,6 +91,17 @@ def build_components(
         "$[[--registry-subscription ${{inputs.registry_subscription}}]] "
         "$[[--registry-resource-group ${{inputs.registry_resource_group}}]]"
     )
+    # Registration shares the workspace's version into the registry: it names the workspace.
+    workspace_inputs = {
+        "workspace_name": Input(type="string", optional=True),
+        "workspace_subscription": Input(type="string", optional=True),
+        "workspace_resource_group": Input(type="string", optional=True),
+    }
+    workspace_args = (
+        "$[[--workspace-name ${{inputs.workspace_name}}]] "
+        "$[[--workspace-subscription ${{inputs.workspace_subscription}}]] "
+        "$[[--workspace-resource-group ${{inputs.workspace_resource_group}}]]"
+    )
     validate = CommandComponent(
         name="diabetes_validate_data",
         version=version,
@@ -149,24 +165,50 @@ def build_components(
             "run": Input(type=AssetTypes.URI_FOLDER),
             "decision": Input(type=AssetTypes.URI_FOLDER),
             **registry_inputs,
+            **workspace_inputs,
         },
         outputs={"registered": Output(type=AssetTypes.URI_FOLDER)},
         code=code,
         environment=environment,
         command=f"{ENTRYPOINT} register --run ${{{{inputs.run}}}} "
-        f"--decision ${{{{inputs.decision}}}} {registry_args} "
+        f"--decision ${{{{inputs.decision}}}} {registry_args} {workspace_args} "
         "--output ${{outputs.registered}}",
     )
     return TrainingComponents(validate, train, gate, register)
 
 
+def _with_variables(nodes: tuple[Any, ...], variables: Mapping[str, str]) -> None:
+    for node in nodes:
+        node.environment_variables = {**(node.environment_variables or {}), **variables}
+
+
 def _with_spec(nodes: tuple[Any, ...], spec_name: str) -> None:
     """Hand the model definition's name to every step (MLOPS_MODEL_SPEC)."""
-    for node in nodes:
-        node.environment_variables = {
-            **(node.environment_variables or {}),
-            SPEC_VARIABLE: spec_name,
-        }
+    _with_variables(nodes, {SPEC_VARIABLE: spec_name})
+
+
+IDENTITY_VARIABLE = "MLOPS_IDENTITY_CLIENT_ID"
+
+
+def job_identity(outputs: "StackOutputs") -> ManagedIdentityConfiguration:
+    """The identity the job runs as: the training cluster's user-assigned identity, by name.
+
+    Without one a job runs with the AML token of the submitter ("Defaults to AmlToken if null":
+    the REST API's JobProperties.identity, Learn's MachineLearningJobProperties.Identity); a
+    ManagedIdentity naming a client id is that user-assigned identity (Learn,
+    MachineLearningManagedIdentity: "Specifies a user-assigned identity by client ID"; azure-ai-ml
+    `entities/_credentials.py`, ManagedIdentityConfiguration). It is the identity granted read and
+    write on the shared registry (infra), so the gate and registration reach the registry
+    whoever submitted the run.
+    """
+    return ManagedIdentityConfiguration(
+        client_id=outputs.training_identity_client_id, resource_id=outputs.training_identity_id
+    )
+
+
+def identity_variables(outputs: "StackOutputs") -> dict[str, str]:
+    """The job identity's client id for the steps' credential (`entrypoints._job_credential`)."""
+    return {IDENTITY_VARIABLE: outputs.training_identity_client_id}
 
 
 def format_params(values: Mapping[str, float]) -> str:
@@ -199,6 +241,15 @@ def build_pipeline(
             "registry_name": outputs.registry_name,
             "registry_subscription": outputs.subscription_id,
             "registry_resource_group": outputs.registry_resource_group,
+        }
+        if settings.shared_registry
+        else {}
+    )
+    workspace: dict[str, Any] = (
+        {
+            "workspace_name": outputs.workspace_name,
+            "workspace_subscription": outputs.subscription_id,
+            "workspace_resource_group": outputs.resource_group,
         }
         if settings.shared_registry
         else {}
@@ -242,10 +293,13 @@ def build_pipeline(
             decision=decided.outputs.decision,
             model_name=model_name,
             **registry,
+            **workspace,
         )
         # Every step reads the same model definition (features, metrics, gate metric). No loop
         # variable here: the dsl names each node after the local that holds it.
         _with_spec((validated, trained, decided, registered), settings.training.spec.name)
+        # The steps that read and write the shared registry authenticate as the job's identity.
+        _with_variables((decided, registered), identity_variables(outputs))
         return {
             "run": trained.outputs.run,
             "decision": decided.outputs.decision,
@@ -266,4 +320,5 @@ def build_pipeline(
         model_name=settings.model_name,
     )
     job.tags = checked_tags({"model_name": settings.model_name}, f"pipeline job {PIPELINE_NAME}")
+    job.identity = job_identity(outputs)
     return job

@@ -6,8 +6,12 @@ are not supported", and organisation registries are not reachable through MLflow
 aliases are not part of Azure ML's documented MLflow support. So on Azure:
 
 - `register` keeps the MLflow registration in the training workspace (lineage to the run,
-  same tags as locally) and then promotes the verified bundle to the shared Azure ML registry
-  with azure-ai-ml, under the same name, version and tags: no retraining per environment;
+  same tags as locally) and then shares that model version into the shared Azure ML registry
+  with `ml_client.models.share` (azure-ai-ml `operations/_model_operations.py`: it imports the
+  workspace asset by its asset id into the registry, so the registry's copy keeps its tags and
+  its link to the job that trained it; re-uploading the files would lose the link), under the
+  same name and version: no retraining per environment. The shared copy's bytes are then
+  verified against the registered digest;
 - everything that reads (`versions`, `get`, `production`, `download`) reads the shared
   registry, so the gate in dev and the release in qa and prod see the same models;
 - the production pointer is a tag on the registry's model versions, `mlops.production_since`
@@ -24,6 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines.azure.client import azure_call
 from pipelines.errors import MlopsError
 from pipelines.registry import _REF, TAG_DIGEST, TAG_RUN, ModelRegistry, RegisteredVersion
 from pipelines.settings import PRODUCTION_ALIAS, Settings
@@ -52,6 +57,7 @@ class AzureModelRegistry(ModelRegistry):
         shared: MLClient,
         registry_name: str,
         source: str = "",
+        workspace: MLClient | None = None,
     ) -> None:
         if tracking_uri:
             super().__init__(tracking_uri, model_name)
@@ -63,6 +69,7 @@ class AzureModelRegistry(ModelRegistry):
         self.shared = shared
         self.registry_name = registry_name
         self.source = source or self.tracking_uri
+        self.workspace = workspace  # the training workspace's MLClient, which shares models
 
     # -- reading ---------------------------------------------------------------------------
     def _wrap_model(self, model: Any, production: str | None = None) -> RegisteredVersion:
@@ -182,14 +189,13 @@ class AzureModelRegistry(ModelRegistry):
             raise MlopsError(
                 "registration runs against the training workspace; use the dev stack's outputs"
             )
-        in_workspace = super().register(run_id, tags)
+        # The source goes on the workspace version: sharing copies its tags to the registry.
+        in_workspace = super().register(run_id, {**tags, "source": self.source})
         return self.promote(in_workspace)
 
     def promote(self, in_workspace: RegisteredVersion) -> RegisteredVersion:
-        """Copy a workspace version's verified bundle into the shared registry (idempotent)."""
+        """Share a workspace version into the shared registry (idempotent), then verify it."""
         from azure.core.exceptions import ResourceNotFoundError
-
-        from pipelines.azure.entities import registry_model
 
         try:
             existing = self.shared.models.get(name=in_workspace.name, version=in_workspace.version)
@@ -204,13 +210,32 @@ class AzureModelRegistry(ModelRegistry):
                     "another workspace registered the same version number"
                 )
             return found
-        with tempfile.TemporaryDirectory() as scratch:
-            # super().download verifies the bytes against the digest before they are promoted.
-            bundle = ModelRegistry.download(self, in_workspace, Path(scratch) / "model")
-            created = self.shared.models.create_or_update(
-                registry_model(in_workspace, bundle, self.source)
+        if self.workspace is None:
+            raise MlopsError(
+                f"sharing {in_workspace.ref} into registry {self.registry_name} needs the training "
+                "workspace; register with the dev stack's outputs"
             )
-        return self._wrap_model(created)
+        workspace = self.workspace
+        azure_call(
+            f"sharing {in_workspace.ref} into registry {self.registry_name}",
+            lambda: workspace.models.share(
+                name=in_workspace.name,
+                version=in_workspace.version,
+                share_with_name=in_workspace.name,
+                share_with_version=in_workspace.version,
+                registry_name=self.registry_name,
+            ),
+        )
+        shared = self._wrap_model(self._get_model(in_workspace.name, in_workspace.version))
+        if shared.digest != in_workspace.digest:
+            raise MlopsError(
+                f"the shared copy of {in_workspace.ref} in registry {self.registry_name} carries "
+                f"sha256 {shared.digest[:12]}…, not {in_workspace.digest[:12]}…; archive it and "
+                "register a fresh version"
+            )
+        with tempfile.TemporaryDirectory() as scratch:
+            self.download(shared, Path(scratch) / "model")  # verifies the bytes, or raises
+        return shared
 
     def set_production(self, version: RegisteredVersion) -> None:
         """Point production at this version: one tag write on the registry's model version."""
@@ -228,9 +253,14 @@ class AzureTracking(Tracking):
     """The workspace's MLflow tracking server with the shared registry as its model registry."""
 
     def __init__(
-        self, settings: Settings, shared: MLClient, registry_name: str, source: str = ""
+        self,
+        settings: Settings,
+        shared: MLClient,
+        registry_name: str,
+        source: str = "",
+        workspace: MLClient | None = None,
     ) -> None:
         super().__init__(settings)
         self.registry = AzureModelRegistry(
-            settings.tracking_uri, settings.model_name, shared, registry_name, source
+            settings.tracking_uri, settings.model_name, shared, registry_name, source, workspace
         )

@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -25,7 +26,14 @@ from pipelines.registry import RegisteredVersion
 from pipelines.settings import Settings
 from pipelines.steps import evaluate, register, train
 from pipelines.targets.azure import AzureTarget, RolloutSettings
-from tests.azure.fakes import FakeClients, FakeHttp, FakeRegistry, Log, write_outputs
+from tests.azure.fakes import (
+    FakeClients,
+    FakeHttp,
+    FakeRegistry,
+    FakeWorkspaceModels,
+    Log,
+    write_outputs,
+)
 from training.model import TrainingConfig
 
 MODEL = "diabetes-ridge"
@@ -96,7 +104,16 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     settings = Settings(state, MODEL, f"sqlite:///{state / 'mlflow.db'}")
     log = Log()
     shared = FakeRegistry(root / "shared", log)
-    tracking = AzureTracking(settings, shared, REGISTRY, source="dev/test")  # type: ignore[arg-type]
+    workspace = SimpleNamespace(
+        models=FakeWorkspaceModels(settings.tracking_uri, {REGISTRY: shared}, log)
+    )
+    tracking = AzureTracking(
+        settings,
+        shared,  # type: ignore[arg-type]
+        REGISTRY,
+        source="dev/test",
+        workspace=workspace,  # type: ignore[arg-type]
+    )
     versions = []
     for alpha in (0.5, 0.1):
         run_id = train(tracking, TrainingConfig({"alpha": alpha}), None).run_id

@@ -237,6 +237,75 @@ class FakeModels:
         shutil.copytree(stored.path, Path(download_path) / name / Path(stored.path).name)
 
 
+class FakeWorkspaceModels:
+    """`MLClient(workspace_name=...).models` of the training workspace, whose model registry is
+    the workspace's MLflow registry (here SQLite): `share` only.
+
+    As azure-ai-ml's `ModelOperations.share` (`operations/_model_operations.py`): it refers to
+    the workspace asset by its asset id and imports it into the registry (`create_or_update` of
+    a `WorkspaceAssetReference` under the registry's client), refused when the registry holds
+    that name and version already. The import copies the asset, so the registry's copy keeps the
+    workspace version's tags and its job (the MLflow run that trained it).
+    """
+
+    def __init__(self, tracking_uri: str, registries: dict[str, FakeRegistry], log: Log) -> None:
+        self.tracking_uri = tracking_uri
+        self.registries = registries
+        self.log = log
+
+    def share(
+        self,
+        name: str,
+        version: str,
+        *,
+        share_with_name: str,
+        share_with_version: str,
+        registry_name: str,
+    ) -> Any:
+        import mlflow
+        from azure.ai.ml.constants import AssetTypes
+        from azure.ai.ml.entities import Model
+        from azure.ai.ml.exceptions import ValidationException
+        from mlflow.tracking import MlflowClient
+
+        self.log.add(
+            "workspace.models.share",
+            name=name,
+            version=version,
+            share_with_name=share_with_name,
+            share_with_version=share_with_version,
+            registry_name=registry_name,
+        )
+        registry = self.registries[registry_name]
+        key = (share_with_name or name, str(share_with_version or version))
+        if key in registry.versions:
+            message = "A model with this name and version already exists in registry"
+            raise ValidationException(message=message, no_personal_data_message=message)
+        # The registry of this workspace, not the process-wide one mlflow.set_registry_uri set.
+        client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        found = client.get_model_version(name, version)
+        staging = registry.root / key[0] / key[1] / ".import"
+        staging.mkdir(parents=True)
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=found.source, dst_path=str(staging), tracking_uri=self.tracking_uri
+        )
+        # The registry keeps the asset's files: here the bundle folder, as an upload would.
+        (manifest,) = staging.rglob("manifest.json")
+        folder = registry.root / key[0] / key[1] / "model"
+        shutil.move(manifest.parent, folder)
+        shutil.rmtree(staging)
+        shared = Model(
+            name=key[0],
+            version=key[1],
+            type=AssetTypes.CUSTOM_MODEL,
+            path=str(folder),
+            tags=dict(found.tags),
+            job_name=found.run_id,
+        )
+        registry.versions[key] = shared
+        return copy.deepcopy(shared)
+
+
 class FakeRegistry:
     """MLClient of the shared Azure ML registry."""
 

@@ -88,18 +88,6 @@ def test_an_unhashed_lock_builds_no_environment() -> None:
         entities.training_environment("numpy==2.3.2\n")
 
 
-def test_registry_model_carries_every_tag(tmp_path: Path) -> None:
-    bundle = tmp_path / "model"
-    bundle.mkdir()
-    model = entities.registry_model(VERSION, bundle, "dev/mlw")
-    rest = model._to_dict()
-    assert rest["type"] == "custom_model"
-    assert rest["version"] == "7"
-    assert rest["tags"][TAG_GOLDEN] == VERSION.tags[TAG_GOLDEN]
-    assert rest["tags"]["source"] == "dev/mlw"
-    assert rest["properties"]["model_sha256"] == DIGEST
-
-
 def test_kubernetes_deployment(prod: StackOutputs) -> None:
     plan = plan_capacity(Load(peak_rps=40, latency_ms=100), max_concurrent_per_replica=2)
     built = entities.kubernetes_deployment(

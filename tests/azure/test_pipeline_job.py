@@ -87,6 +87,20 @@ def test_pipeline_wiring(components: TrainingComponents, dev: StackOutputs) -> N
         "${{parent.jobs.decided.outputs.decision}}"
     )
     assert jobs["decided"]["inputs"]["registry_name"] == "mlops-registry-t3mpl"
+    # Registration shares the workspace's version: only it names the workspace.
+    assert jobs["registered"]["inputs"]["workspace_name"] == dev.workspace_name
+    assert jobs["registered"]["inputs"]["workspace_resource_group"] == dev.resource_group
+    assert "workspace_name" not in jobs["decided"]["inputs"]
+    # An explicit identity: the training cluster's user-assigned identity, also for the steps.
+    assert data["identity"]["type"] == "managed_identity"
+    assert data["identity"]["client_id"] == dev.training_identity_client_id
+    rest_identity = job._to_rest_object().properties.identity
+    assert rest_identity.identity_type == "Managed"
+    assert rest_identity.client_id == dev.training_identity_client_id
+    assert rest_identity.resource_id == dev.training_identity_id
+    for name in ("decided", "registered"):
+        variables = jobs[name]["environment_variables"]
+        assert variables["MLOPS_IDENTITY_CLIENT_ID"] == dev.training_identity_client_id
     # The cluster's code snapshot has no .git: the commit travels to the training step.
     assert jobs["trained"]["environment_variables"] == {
         "GIT_COMMIT": "0123abc",
@@ -94,7 +108,8 @@ def test_pipeline_wiring(components: TrainingComponents, dev: StackOutputs) -> N
     }
     # Every step reads the same model definition.
     for name in ("validated", "decided", "registered"):
-        assert jobs[name]["environment_variables"] == {"MLOPS_MODEL_SPEC": "diabetes"}
+        assert jobs[name]["environment_variables"]["MLOPS_MODEL_SPEC"] == "diabetes"
+    assert jobs["validated"]["environment_variables"] == {"MLOPS_MODEL_SPEC": "diabetes"}
     assert set(data["outputs"]) == {"run", "decision", "registered"}
     rest = job._to_rest_object()
     assert rest.properties.experiment_name == experiment_name()

@@ -12,17 +12,53 @@ from scoring.model_bundle import verify_bundle
 from tests.azure.conftest import MODEL, REGISTRY, Store, World
 
 
-def test_registration_promotes_the_verified_bundle_with_every_tag(store: Store) -> None:
-    created = [c.arg for c in store.log.of("registry.models.create_or_update")]
-    assert [(m.name, m.version) for m in created] == [(MODEL, "1"), (MODEL, "2")]
+def test_registration_shares_the_workspace_version_with_its_job_and_every_tag(
+    store: Store,
+) -> None:
+    """models.share, not a re-upload: the registry's copy keeps the training run as its job."""
+    shared = store.log.of("workspace.models.share")
+    assert [(c.kwargs["name"], c.kwargs["version"]) for c in shared] == [(MODEL, "1"), (MODEL, "2")]
+    assert {c.kwargs["registry_name"] for c in shared} == {REGISTRY}
+    assert store.log.of("registry.models.create_or_update") == []  # nothing uploaded
     workspace = ModelRegistry(store.settings.tracking_uri, MODEL).get(f"{MODEL}:1")
-    model = created[0]
-    assert model.type == "custom_model"
+    model = store.shared.versions[(MODEL, "1")]
+    assert model.job_name == workspace.run_id == store.v1.run_id
     for key in (TAG_DIGEST, TAG_GOLDEN, "run_id", "data_sha256", "git_commit", "gate.decision"):
         assert model.tags[key] == workspace.tags[key]
-    assert model.tags["source"] == "dev/test"
+    assert model.tags["source"] == workspace.tags["source"] == "dev/test"
     assert store.v1.source == f"azureml://registries/{REGISTRY}/models/{MODEL}/versions/1"
     assert store.goldens[store.v1.ref]["predictions"]  # read back from the shared registry
+
+
+def test_a_shared_copy_with_other_bytes_is_refused(world: World, tmp_path: Path) -> None:
+    """Sharing is verified: the registry's copy must hold the bundle the workspace registered."""
+    from types import SimpleNamespace
+
+    from tests.azure.fakes import FakeRegistry, FakeWorkspaceModels
+
+    store = world.store
+    in_workspace = ModelRegistry(store.settings.tracking_uri, MODEL).get(f"{MODEL}:1")
+    empty = FakeRegistry(tmp_path / "registry", world.log)  # its own files: nothing shared
+    models = FakeWorkspaceModels(store.settings.tracking_uri, {REGISTRY: empty}, world.log)
+    real_share = models.share
+
+    def tampered(*args: object, **kwargs: object) -> object:
+        shared = real_share(*args, **kwargs)  # type: ignore[arg-type]
+        manifest = next(Path(shared.path).rglob("manifest.json"))
+        victim = next(p for p in manifest.parent.rglob("*") if p.is_file() and p != manifest)
+        victim.write_bytes(victim.read_bytes() + b"x")
+        return shared
+
+    models.share = tampered  # type: ignore[method-assign]
+    registry = AzureModelRegistry(
+        store.settings.tracking_uri,
+        MODEL,
+        empty,  # type: ignore[arg-type]
+        REGISTRY,
+        workspace=SimpleNamespace(models=models),  # type: ignore[arg-type]
+    )
+    with pytest.raises(MlopsError, match="failed its integrity check"):
+        registry.promote(in_workspace)
 
 
 def test_promotion_is_idempotent_and_refuses_a_different_model(world: World) -> None:
