@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from pipelines.azure.snapshot import tree_digest
 from pipelines.errors import MlopsError
 from pipelines.registry import ModelRegistry, RegisteredVersion
-from pipelines.scoring_env import REQUIREMENTS, write_api_specs
+from pipelines.scoring_env import SCORING_LOCK, write_api_specs
 from pipelines.settings import PROJECT_ROOT
 
 if TYPE_CHECKING:
@@ -45,9 +45,10 @@ if TYPE_CHECKING:
 
 SCORING_DIR = PROJECT_ROOT / "scoring"
 DOCKERFILE = SCORING_DIR / "Dockerfile"
-# The locked requirements the Dockerfile installs. They live in scoring/, which the digest
-# covers as a whole; named here as well so a lock kept elsewhere cannot be left out.
-LOCK_FILES: tuple[Path, ...] = (REQUIREMENTS,)
+# The hashed lock the Dockerfile installs (pipelines.locks ONLINE, `make locks`). It lives in
+# scoring/, which the digest covers as a whole; named here as well so the digest keeps it even if
+# the lock moves out of that folder.
+LOCK_FILES: tuple[Path, ...] = (SCORING_LOCK,)
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache")
 
 
@@ -78,7 +79,7 @@ def image_digest(version: RegisteredVersion, scratch: Path) -> str:
     digest.update(tree_digest(sources).encode())
     shutil.rmtree(sources)
     for lock in LOCK_FILES:
-        digest.update(lock.relative_to(PROJECT_ROOT).as_posix().encode())
+        digest.update(lock.name.encode())
         digest.update(hashlib.sha256(lock.read_bytes()).digest())
     return digest.hexdigest()
 

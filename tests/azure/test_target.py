@@ -301,7 +301,14 @@ def test_a_change_to_the_scoring_code_is_a_new_image(
     dockerfile.write_text(image.DOCKERFILE.read_text() + "\n# changed\n")
     monkeypatch.setattr(image, "DOCKERFILE", dockerfile)
     with tempfile.TemporaryDirectory() as scratch:
-        assert image.scoring_image(world.version(world.store.v1), Path(scratch)).tag != after
+        changed_dockerfile = image.scoring_image(world.version(world.store.v1), Path(scratch)).tag
+        assert changed_dockerfile != after
+        # And so is the hashed lock the Dockerfile installs.
+        lock = tmp_path / "requirements.txt"
+        lock.write_text(image.SCORING_LOCK.read_text() + "\n# relocked\n")
+        monkeypatch.setattr(image, "LOCK_FILES", (lock,))
+        relocked = image.scoring_image(world.version(world.store.v1), Path(scratch)).tag
+        assert relocked not in (after, changed_dockerfile)
 
 
 def test_production_never_builds_an_image_qa_has_not_served(
