@@ -137,15 +137,17 @@ def run_loop(
     from pipelines.lifecycle import lifecycle
     from pipelines.monitoring.drift import OUTCOME_DRIFT
     from pipelines.monitoring.feedback import feedback
-    from pipelines.monitoring.monitor import monitor, print_run, served
+    from pipelines.monitoring.monitor import ProductionData, monitor, print_run, served
     from pipelines.release.plan import PROD_ENDPOINT
     from pipelines.steps import DataValidationError
     from training.spec import current_spec
 
     TARGET = current_spec().target.name
-    store = local_store(settings)
+    data = ProductionData(
+        local, local_store(settings), PROD_ENDPOINT, PROD_ENDPOINT, settings.collected_dir, tracking
+    )
     rows = shifted_population(THRESHOLDS.min_rows)
-    deployment = served(local, store, PROD_ENDPOINT, None).deployment
+    deployment = served(data, None).deployment
     with console.status(f"Sending {len(rows)} rows of heavier patients to production…"):
         ids = send_traffic(local, rows, f"loop-{int(time.time())}")
         wait_collected(settings, deployment, ids)
@@ -157,8 +159,8 @@ def run_loop(
     report_dir = settings.state_dir / "monitoring" / f"{PROD_ENDPOINT}-{deployment}"
     with console.status("Monitor: drift against the training reference…"):
         run = monitor(
-            tracking, local, store, capture=settings.collected_dir, endpoint=PROD_ENDPOINT,
-            deployment=deployment, window=window, thresholds=THRESHOLDS, report_dir=report_dir,
+            data, deployment=deployment, window=window, thresholds=THRESHOLDS,
+            report_dir=report_dir,
         )  # fmt: skip
     print_run(run)
     if run.evaluation.outcome != OUTCOME_DRIFT:
@@ -170,8 +172,7 @@ def run_loop(
     ).to_csv(labels, index=False)
     with console.status("Feedback: joining the true targets with the collected inputs…"):
         result = feedback(
-            tracking, local, store, capture=settings.collected_dir, labels_path=labels,
-            endpoint=PROD_ENDPOINT, deployment=deployment, window=window,
+            data, labels_path=labels, deployment=deployment, window=window,
         )  # fmt: skip
     console.print(
         f"[green]✓[/] {LABELLED_ROWS} labels arrived → training data set {result.ref} "
@@ -182,7 +183,7 @@ def run_loop(
     except DataValidationError as error:
         return LoopResult(run, result.ref, None, f"the data tests stopped the retrain: {error}")
     if retrained.version is not None:
-        new = served(local, store, PROD_ENDPOINT, None).deployment
+        new = served(data, None).deployment
         # Traffic goes on on the new model: `mlops monitor` has data for it right away.
         with console.status(f"Production traffic continues on {PROD_ENDPOINT}/{new}…"):
             wait_collected(settings, new, send_traffic(local, rows, f"after-{int(time.time())}"))

@@ -210,6 +210,8 @@ def run_release(
                 f"  [red]the release report could not be written:[/] {escape(str(problem))}"
             )
         raise
+    if stage != "qa":
+        watch(target, version, log)
     try:
         log.write(reports)
     except OSError as error:
@@ -220,6 +222,24 @@ def run_release(
     where = "QA passed its smoke test" if stage == "qa" else "is in production"
     console.print(f"[green]✓[/] {version.ref} {where}; smoke reports in {display_path(reports)}")
     return log
+
+
+def watch(target: ServingTarget, version: RegisteredVersion, log: ReleaseLog) -> None:
+    """Monitoring of the version now in production (Azure: the MonitorSchedule).
+
+    Runs only after the release succeeded, so a failed promotion never schedules a monitor. A
+    failure here leaves production as released and is reported as the release's warning.
+    """
+    try:
+        what = target.watch(version)
+    except MlopsError as error:
+        warning = f"{version.ref} is in production, but its monitor was not set up: {error}"
+        log.warnings.append(warning)
+        console.print(f"  [yellow]warning:[/] {escape(warning)}")
+        return
+    if what:
+        log.steps.append(what)
+        console.print(f"  → {escape(what)}")
 
 
 def report_folder(folder: Path) -> Path:

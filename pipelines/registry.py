@@ -37,6 +37,9 @@ TAG_COMMIT = "git_commit"
 TAG_GOLDEN = "golden_sha256"
 TAG_SERVING = "serving_path"  # "numpy" (verified fast path) or "estimator"
 TAG_SPEC = "model_spec"  # the model definition (training.spec) the version was trained for
+# Where the training data came from ("bundled", a data set `<name>:<n>` or `azureml:<name>:<n>`,
+# or a file): with TAG_DATA it lets a release in another workspace find the monitor's reference.
+TAG_SOURCE = "data_source"
 METRIC_TAG_PREFIX = "metric."
 
 MODEL_ARTIFACT_PATH = "model"

@@ -41,6 +41,7 @@ from pipelines.registry import (
     TAG_GOLDEN,
     TAG_RUN,
     TAG_SERVING,
+    TAG_SOURCE,
     TAG_SPEC,
     ModelRegistry,
     RegisteredVersion,
@@ -65,6 +66,8 @@ from training.validation import Finding, load_profile, validate
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
+
+    from pipelines.datastore.store import BlobStore
 
 HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
 TAG_STAGE = "mlops.stage"
@@ -127,18 +130,27 @@ def git_commit() -> str:
     return f"{commit}-dirty.{hashlib.sha256(changes).hexdigest()[:12]}"
 
 
-def load_table(data_path: Path | None, spec: ModelSpec) -> pd.DataFrame:
-    """The bundled data, a CSV/Parquet file, or a training data set version (`<name>:<n>`)."""
+def load_table(
+    data_path: Path | None, spec: ModelSpec, store: Callable[[], BlobStore] | None = None
+) -> pd.DataFrame:
+    """The bundled data, a CSV/Parquet file, or a training data set version (`<name>:<n>`).
+
+    A data set version is read from `store()` (default: the local target's blob store).
+    """
     if data_path is not None and not data_path.exists():
         from pipelines.datastore.datasets import parse_ref
 
         ref = parse_ref(str(data_path))
         if ref is not None:
             from pipelines.datastore.datasets import read_version
-            from pipelines.datastore.store import local_store
-            from pipelines.settings import load_settings
 
-            table, _ = read_version(local_store(load_settings()), ref)
+            if store is None:
+                from pipelines.datastore.store import local_store
+                from pipelines.settings import load_settings
+
+                table, _ = read_version(local_store(load_settings()), ref)
+            else:
+                table, _ = read_version(store(), ref)
             return table.reindex(columns=list(spec.columns))
     try:
         return load_data(data_path, spec)
@@ -267,8 +279,17 @@ class Tracking:
         return pd.read_parquet(path)
 
 
-def train(tracking: Tracking, config: TrainingConfig, data_path: Path | None) -> TrainOutcome:
-    """Data tests, then train and log a run with params, metrics, lineage and the model bundle."""
+def train(
+    tracking: Tracking,
+    config: TrainingConfig,
+    data_path: Path | None,
+    source: str | None = None,
+) -> TrainOutcome:
+    """Data tests, then train and log a run with params, metrics, lineage and the model bundle.
+
+    `source` names where the data came from when `data_path` is only a copy of it (an Azure ML
+    job reads its input from a mounted path); by default the path itself, or "bundled".
+    """
     from training.bundle import write_bundle
 
     spec = config.spec
@@ -288,7 +309,8 @@ def train(tracking: Tracking, config: TrainingConfig, data_path: Path | None) ->
         )
         holdout_file = Path(scratch) / Path(HOLDOUT_ARTIFACT).name
         holdout.to_parquet(holdout_file)
-        mlflow.log_params(config.params() | {DATA_SOURCE_PARAM: str(data_path or "bundled")})
+        origin = source or str(data_path or "bundled")
+        mlflow.log_params(config.params() | {DATA_SOURCE_PARAM: origin})
         mlflow.log_metrics(
             result.metrics
             | {f"baseline_{key}": value for key, value in result.baseline_metrics.items()}
@@ -428,6 +450,7 @@ def register(tracking: Tracking, run_id: str | None) -> RegisteredVersion:
         TAG_GOLDEN: tags[TAG_GOLDEN],
         TAG_SERVING: tags.get(TAG_SERVING, "unknown"),
         TAG_SPEC: spec.name,
+        TAG_SOURCE: run.data.params.get(DATA_SOURCE_PARAM, "bundled"),
     }
     version_tags |= {
         f"{METRIC_TAG_PREFIX}{key}": repr(value)

@@ -132,7 +132,7 @@ def train_step(args: argparse.Namespace) -> None:
 
     params = [text for text in args.params.split(",") if text.strip()]
     config = training_config(None, args.seed, args.test_size, params)
-    outcome = train(tracking(args), config, args.validated / VALIDATED_FILE)
+    outcome = train(tracking(args), config, args.validated / VALIDATED_FILE, args.data_source)
     payload = {
         "run_id": outcome.run_id,
         "metrics": outcome.metrics,
@@ -216,6 +216,9 @@ def parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--seed", type=int, required=True)
     train.add_argument("--test-size", type=float, required=True)
+    train.add_argument(
+        "--data-source", default=None, help="the pipeline's data input as given (or bundled)"
+    )
     tracked(train)
 
     gate = add("gate", "compare with production")

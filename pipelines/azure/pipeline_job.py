@@ -128,13 +128,17 @@ def build_components(
             "seed": Input(type="integer"),
             "test_size": Input(type="number"),
             "model_name": Input(type="string"),
+            # The data input as given (an asset reference, a URI, or "bundled"): the lineage a
+            # release reads, where the mounted path of the validated copy says nothing.
+            "data_source": Input(type="string"),
         },
         outputs={"run": Output(type=AssetTypes.URI_FOLDER)},
         code=code,
         environment=environment,
         command=f"{ENTRYPOINT} train --validated ${{{{inputs.validated}}}} "
         "--params ${{inputs.params}} --seed ${{inputs.seed}} --test-size ${{inputs.test_size}} "
-        "--model-name ${{inputs.model_name}} --output ${{outputs.run}}",
+        "--model-name ${{inputs.model_name}} --data-source ${{inputs.data_source}} "
+        "--output ${{outputs.run}}",
     )
     gate = CommandComponent(
         name="diabetes_gate",
@@ -270,6 +274,7 @@ def build_pipeline(
         metric: str = "",
         min_improvement: float = GateConfig.min_improvement,
         model_name: str = "",
+        data_source: str = "bundled",
     ) -> dict[str, Any]:
         validated = validate(data=data)
         trained = train(
@@ -278,6 +283,7 @@ def build_pipeline(
             seed=seed,
             test_size=test_size,
             model_name=model_name,
+            data_source=data_source,
         )
         if settings.commit:
             trained.environment_variables = {"GIT_COMMIT": settings.commit}
@@ -318,6 +324,7 @@ def build_pipeline(
         metric=settings.gate.metric,
         min_improvement=settings.gate.min_improvement,
         model_name=settings.model_name,
+        data_source=settings.data or "bundled",
     )
     job.tags = checked_tags({"model_name": settings.model_name}, f"pipeline job {PIPELINE_NAME}")
     job.identity = job_identity(outputs)

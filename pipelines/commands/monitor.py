@@ -1,9 +1,12 @@
-"""`mlops monitor` and `mlops feedback`: the local loop's commands.
+"""`mlops monitor` and `mlops feedback`: the loop's commands, on either target.
 
-On Azure, Azure ML's MonitorSchedule does the monitoring (created by the release with the same
-thresholds, `pipelines/azure/monitoring.py`) and a breach reaches the retrain pipeline through
-Event Grid; these commands serve the local target. Heavy libraries (scipy, matplotlib, the
-storage SDK) are imported inside the commands, never at CLI start-up.
+Locally they read Azurite; with `--target azure` the production workspace's blob storage
+(`DefaultAzureCredential`), in the same collector layout, with the same reader. On Azure the
+scheduled monitoring is Azure ML's MonitorSchedule (created by the release with the same
+thresholds, `pipelines/azure/monitoring.py`), whose breach reaches the retrain pipeline through
+Event Grid; `mlops monitor --target azure` is the same check on demand, and `mlops feedback
+--target azure` also registers the data set as a data asset. Heavy libraries (scipy,
+matplotlib, the storage SDK) are imported inside the commands, never at CLI start-up.
 """
 
 from __future__ import annotations
@@ -13,14 +16,20 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pipelines.commands.options import ModelName, TargetName
+from pipelines.commands.options import ModelName, Target, TargetName
 from pipelines.console import console
+from pipelines.errors import MlopsError
 
 if TYPE_CHECKING:
-    from pipelines.datastore.store import BlobStore
+    from collections.abc import Callable
+    from typing import Any
+
+    from pipelines.datastore.datasets import DataSetRef
+    from pipelines.monitoring.monitor import ProductionData
     from pipelines.settings import Settings
     from pipelines.steps import Tracking
-    from pipelines.targets.local import LocalTarget
+
+    Register = Callable[[DataSetRef, dict[str, Any]], None]
 
 DRIFT_EXIT_CODE = 4  # the gate's rejection is 3
 
@@ -35,15 +44,40 @@ Deployment = Annotated[
 ]
 
 
-def _local(model_name: str | None) -> tuple[Settings, Tracking, LocalTarget, BlobStore]:
+def production_data(
+    target: TargetName, endpoint: str, model_name: str | None
+) -> tuple[Settings, ProductionData, Register | None]:
+    """Where the endpoint's collected data is, and (Azure) how a data set becomes an asset."""
     from pipelines.connect import serving_target
+    from pipelines.monitoring.monitor import ProductionData
+
+    settings, serving = serving_target(target, model_name)
+    if target is TargetName.azure:
+        from pipelines.azure.monitoring import register_feedback
+        from pipelines.datastore.store import azure_store
+        from pipelines.release.plan import PROD_ENDPOINT
+        from pipelines.targets.azure import AzureTarget
+
+        assert isinstance(serving, AzureTarget)
+        if endpoint != PROD_ENDPOINT:
+            raise MlopsError(
+                f"on Azure only {PROD_ENDPOINT} collects production data; drop --endpoint "
+                f"{endpoint}"
+            )
+        outputs = serving.outputs(endpoint)
+        ml_client = serving.clients.workspace(outputs)
+        data = ProductionData(
+            serving, azure_store(ml_client), endpoint, outputs.online_endpoint_name
+        )
+        return settings, data, lambda ref, record: register_feedback(ml_client, ref, record)
     from pipelines.datastore.store import local_store
     from pipelines.steps import Tracking
-    from pipelines.targets.local import LocalTarget
 
-    settings, local = serving_target(TargetName.local, model_name)
-    assert isinstance(local, LocalTarget)
-    return settings, Tracking(settings), local, local_store(settings)
+    store = local_store(settings)
+    data = ProductionData(
+        serving, store, endpoint, endpoint, settings.collected_dir, Tracking(settings)
+    )
+    return settings, data, None
 
 
 def monitor_command(
@@ -72,6 +106,7 @@ def monitor_command(
         ),
     ] = False,
     model_name: ModelName = None,
+    target: Target = TargetName.local,
 ) -> None:
     """Drift and data quality of collected production data against the training reference."""
     from pipelines.datastore.collected import parse_window
@@ -80,21 +115,25 @@ def monitor_command(
     from pipelines.monitoring.thresholds import THRESHOLDS
 
     span = parse_window(window)
-    settings, tracking, local, store = _local(model_name)
+    if trigger_retrain and target is TargetName.azure:
+        raise MlopsError(
+            "--trigger-retrain runs the local chain; on Azure a breach of the release's "
+            "MonitorSchedule starts the retrain pipeline through Event Grid (docs/monitoring.md)"
+        )
+    settings, data, _ = production_data(target, endpoint, model_name)
     if report_dir is None:
-        name = deployment or served(local, store, endpoint, None).deployment
+        name = deployment or served(data, None).deployment
         report_dir = settings.state_dir / "monitoring" / f"{endpoint}-{name}"
     with console.status("Reading collected data and computing drift…"):
         run = monitor(
-            tracking, local, store, capture=settings.collected_dir,
-            endpoint=endpoint, deployment=deployment, window=span, thresholds=THRESHOLDS,
+            data, deployment=deployment, window=span, thresholds=THRESHOLDS,
             report_dir=report_dir,
         )  # fmt: skip
     print_run(run)
     if run.evaluation.outcome != OUTCOME_DRIFT:
         return
-    if trigger_retrain:
-        retrain(settings, tracking)
+    if trigger_retrain and data.tracking is not None:
+        retrain(settings, data.tracking)
     elif fail_on_drift:
         raise typer.Exit(DRIFT_EXIT_CODE)
 
@@ -131,17 +170,17 @@ def feedback_command(
     endpoint: Endpoint = "prod",
     deployment: Deployment = None,
     model_name: ModelName = None,
+    target: Target = TargetName.local,
 ) -> None:
     """Join labels with the collected inputs into a new versioned training data set."""
     from pipelines.datastore.collected import parse_window
     from pipelines.monitoring.feedback import feedback
 
     span = parse_window(window)
-    settings, tracking, local, store = _local(model_name)
+    _, data, register = production_data(target, endpoint, model_name)
     with console.status("Joining labels with the collected inputs…"):
         result = feedback(
-            tracking, local, store, capture=settings.collected_dir,
-            labels_path=labels, endpoint=endpoint, deployment=deployment, window=span,
+            data, labels_path=labels, deployment=deployment, window=span, register=register,
         )  # fmt: skip
     lineage = result.lineage
     rows = lineage["rows"]
@@ -150,7 +189,13 @@ def feedback_command(
         f"+ {rows['labels']} labelled production rows ({lineage['serving_model']} on "
         f"{lineage['endpoint']}/{lineage['deployment']})"
     )
-    console.print(f"  in {result.ref.folder}; next: mlops run --data {result.ref}")
+    if register is None:
+        console.print(f"  in {result.ref.folder}; next: mlops run --data {result.ref}")
+    else:
+        console.print(
+            f"  data asset azureml:{result.ref} (in {result.ref.folder}); its BlobCreated event "
+            f"starts the retrain pipeline, or: mlops pipeline run --data azureml:{result.ref}"
+        )
 
 
 def event_command() -> None:

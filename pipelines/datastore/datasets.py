@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,8 @@ PREFIX = "training-data"
 FEEDBACK_NAME = "diabetes-feedback"
 DATA_FILE = "data.csv"
 LINEAGE_FILE = "lineage.json"
-_REF = re.compile(r"^(?P<name>[a-z0-9][a-z0-9-]{0,62}):(?P<version>[1-9]\d*)$")
+# On Azure the same version is the data asset `azureml:<name>:<version>` (mlops feedback).
+_REF = re.compile(r"^(?:azureml:)?(?P<name>[a-z0-9][a-z0-9-]{0,62}):(?P<version>[1-9]\d*)$")
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,8 @@ class DataSetRef:
 
 
 def parse_ref(text: str) -> DataSetRef | None:
-    """`diabetes-feedback:3` → DataSetRef; anything else (a file path, say) → None."""
+    """`diabetes-feedback:3` (or `azureml:diabetes-feedback:3`) → DataSetRef; anything else (a
+    file path, say) → None."""
     match = _REF.match(text.strip())
     if match is None:
         return None
@@ -76,15 +79,25 @@ def versions(store: BlobStore, name: str) -> list[int]:
 
 
 def write_version(
-    store: BlobStore, name: str, table: pd.DataFrame, lineage: dict[str, Any]
+    store: BlobStore,
+    name: str,
+    table: pd.DataFrame,
+    lineage: dict[str, Any],
+    before_complete: Callable[[DataSetRef, dict[str, Any]], None] | None = None,
 ) -> DataSetRef:
-    """Store the table as the data set's next version; the lineage record goes last."""
+    """Store the table as the data set's next version; the lineage record goes last.
+
+    `before_complete(ref, record)` runs between the two (Azure: register the data asset); if it
+    fails, the version stays incomplete and the next write replaces its table.
+    """
     existing = versions(store, name)
     ref = DataSetRef(name, (existing[-1] if existing else 0) + 1)
     buffer = io.StringIO()
     table.to_csv(buffer, index=False)
     store.write(ref.data_blob, buffer.getvalue().encode("utf-8"), overwrite=True)
     record = {"data_set": str(ref), **lineage}
+    if before_complete is not None:
+        before_complete(ref, record)
     store.write(ref.lineage_blob, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
     return ref
 

@@ -11,6 +11,7 @@ the command with one sentence naming the first bad line, and nothing is written.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,14 +20,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from pipelines.datastore import layout
-from pipelines.datastore.collected import Window, collection_frame, mirror_local_capture
+from pipelines.datastore.collected import Window
 from pipelines.datastore.datasets import FEEDBACK_NAME, DataSetRef, write_version
 from pipelines.errors import MlopsError
 
 if TYPE_CHECKING:
-    from pipelines.datastore.store import BlobStore
-    from pipelines.release.interface import ServingTarget
-    from pipelines.steps import Tracking
+    from pipelines.monitoring.monitor import ProductionData
 
 ID_COLUMNS = ("correlationid", "request_id")
 TARGET = "target"  # training.data.TARGET
@@ -104,32 +103,30 @@ def check_labels(labels: pd.DataFrame, known: pd.Series, path: Path) -> pd.DataF
 
 
 def feedback(
-    tracking: Tracking,
-    serving: ServingTarget,
-    store: BlobStore,
+    data: ProductionData,
     *,
-    capture: Path | None,
     labels_path: Path,
-    endpoint: str,
     deployment: str | None,
     window: Window,
+    register: Callable[[DataSetRef, dict[str, Any]], None] | None = None,
 ) -> Feedback:
-    """Join the labels with the window's inputs; store the serving model's data plus the rows."""
-    from pipelines.monitoring.monitor import reference_data, served
+    """Join the labels with the window's inputs; store the serving model's data plus the rows.
+
+    `register` runs once the table is stored and before the version is completed (Azure: the
+    data asset, so that the BlobCreated event of the lineage record finds it).
+    """
+    from pipelines.monitoring.monitor import reference_data, served, window_frame
     from training.spec import current_spec
 
     spec = current_spec()
 
     labels = read_labels(labels_path)  # a malformed file fails before any blob is touched
-    if capture is not None:  # the local target's data collector (see monitor.monitor)
-        mirror_local_capture(capture, store)
-    target = served(serving, store, endpoint, deployment)
-    inputs = collection_frame(
-        store, target.endpoint, target.deployment, layout.INPUTS, window, list(spec.feature_names)
-    )
+    data.mirror()
+    target = served(data, deployment)
+    inputs = window_frame(target, layout.INPUTS, window, list(spec.feature_names))
     checked = check_labels(labels, inputs["correlationid"].value_counts(), labels_path)
     rows = checked.merge(inputs, on="correlationid", how="left")
-    base, source = reference_data(tracking, target.version)
+    base, source = reference_data(target.version, lambda: data.store, data.tracking)
     columns = list(spec.columns)
     table = pd.concat([base.loc[:, columns], rows.loc[:, columns]], ignore_index=True)
     lineage = {
@@ -147,5 +144,5 @@ def feedback(
             "total": len(table),
         },
     }
-    ref = write_version(store, FEEDBACK_NAME, table, lineage)
+    ref = write_version(data.store, FEEDBACK_NAME, table, lineage, before_complete=register)
     return Feedback(ref, {"data_set": str(ref), **lineage})

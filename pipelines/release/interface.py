@@ -87,3 +87,8 @@ class ServingTarget(DeploymentTarget, Protocol):
     def teardown(self) -> list[str]:
         """Remove what can be removed safely; returns what was stopped."""
         ...
+
+    def watch(self, version: RegisteredVersion) -> str | None:
+        """After a production release: monitor the live deployment; returns what was set up,
+        or None when the target monitors on demand instead (locally, `mlops monitor`)."""
+        ...

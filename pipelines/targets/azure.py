@@ -467,6 +467,25 @@ class AzureTarget:
         traffic = {name: int(share) for name, share in (found.traffic or {}).items()}
         return EndpointView(outputs.online_endpoint_name, traffic, deployments)
 
+    def watch(self, version: RegisteredVersion) -> str | None:
+        """The Azure ML MonitorSchedule on the live production deployment (after promotion)."""
+        from pipelines.azure.monitoring import watch_production
+        from pipelines.datastore.store import azure_store
+        from pipelines.release.plan import live_slot
+
+        outputs = self.outputs(PROD_ENDPOINT)
+        ml_client = self._ml(outputs)
+        live = live_slot(self.traffic(PROD_ENDPOINT))
+        if live is None:
+            raise MlopsError(f"{outputs.online_endpoint_name} has no live deployment to monitor")
+        return azure_call(
+            "setting up the production monitor",
+            lambda: watch_production(
+                ml_client, outputs.online_endpoint_name, live, version,
+                lambda: azure_store(ml_client),
+            ),
+        )  # fmt: skip
+
     def teardown(self) -> list[str]:
         """Delete every deployment of the current (non-production) stack's online endpoint."""
         from pipelines.azure.entities import without_traffic

@@ -232,6 +232,10 @@ class LocalTarget:
         return MlopsError(f"endpoint {endpoint} is not serving: {why}; {advice}")
 
     # -- operations ------------------------------------------------------------------------
+    def watch(self, version: RegisteredVersion) -> str | None:
+        """Nothing to schedule: locally `mlops monitor` reads the collected data when asked."""
+        return None
+
     def teardown(self) -> list[str]:
         """Stop every local deployment and the local blob storage; returns what was stopped."""
         from pipelines.datastore import azurite

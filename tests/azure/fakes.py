@@ -180,6 +180,8 @@ class FakeWorkspace:
             "environments",
             "components",
             "workspaces",
+            "schedules",
+            "datastores",
         ):
             setattr(self, group, Operations(self, group))
 

@@ -27,6 +27,8 @@ def steps(store: Store, root: Path, alpha: str, min_improvement: str) -> dict[st
                 "42",
                 "--test-size",
                 "0.2",
+                "--data-source",
+                "bundled",
                 *uri,
                 "--output",
                 str(root / "run"),
@@ -83,6 +85,8 @@ def test_pass_then_reject(store: Store, tmp_path: Path) -> None:
         f"{MODEL}:{registered['version']}"
     )
     assert version.run_id == run_id
+    # The lineage names the data as the pipeline was given it, not the job's mounted copy.
+    assert version.tags["data_source"] == "bundled"
 
     # A candidate that cannot meet the bar: rejected, recorded, nothing registered, exit 0.
     second = tmp_path / "second"

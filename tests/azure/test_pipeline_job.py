@@ -45,7 +45,9 @@ def test_components(components: TrainingComponents, code: Path) -> None:
     assert validate["inputs"]["data"] == {"type": "uri_file", "optional": True}
     assert "$[[--data ${{inputs.data}}]]" in validate["command"]
     train = components.train._to_dict()
-    assert set(train["inputs"]) == {"validated", "params", "seed", "test_size", "model_name"}
+    assert set(train["inputs"]) == {
+        "validated", "params", "seed", "test_size", "model_name", "data_source"
+    }  # fmt: skip
     assert train["outputs"]["run"]["type"] == "uri_folder"
     gate = components.gate._to_dict()
     assert "--min-improvement ${{inputs.min_improvement}}" in gate["command"]
@@ -79,6 +81,9 @@ def test_pipeline_wiring(components: TrainingComponents, dev: StackOutputs) -> N
     jobs = data["jobs"]
     assert list(jobs) == ["validated", "trained", "decided", "registered"]
     assert jobs["validated"]["inputs"]["data"]["path"] == "${{parent.inputs.data}}"
+    # The data as given reaches training for its lineage (the mounted copy's path says nothing).
+    assert data["inputs"]["data_source"] == "azureml:diabetes:3"
+    assert jobs["trained"]["inputs"]["data_source"]["path"] == "${{parent.inputs.data_source}}"
     assert jobs["trained"]["inputs"]["validated"]["path"] == (
         "${{parent.jobs.validated.outputs.validated}}"
     )
@@ -131,7 +136,7 @@ def test_broken_wiring_fails_validation(components: TrainingComponents, dev: Sta
     def broken() -> dict[str, Any]:
         validated = validate()
         trained = train(validated=validated.outputs.validated, params="alpha=0.5", seed=1,
-                        test_size=0.2, model_name="m")  # fmt: skip
+                        test_size=0.2, model_name="m", data_source="bundled")  # fmt: skip
         # The decision is never passed to registration.
         registered = register(run=trained.outputs.run, model_name="m")
         return {"registered": registered.outputs.registered}
