@@ -148,6 +148,7 @@ def schedules_sent(world: World) -> list[Any]:
 
 def released(world: World, which: str, tmp_path: Path) -> ReleaseLog:
     target = world.target()
+    world.image_in(target.outputs("qa"), getattr(world.store, which))  # QA's stage built it
     return run_release(
         world.settings, target, world.version(getattr(world.store, which)),
         tmp_path / which, stage="prod",

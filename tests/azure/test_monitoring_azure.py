@@ -54,6 +54,7 @@ def serving_v1(world: World, prod: StackOutputs) -> Any:
     """v1 released to the prod stack's online endpoint (blue, all traffic)."""
     world.workspace(prod).with_endpoint()
     target = world.target()
+    world.image_in(target.outputs("qa"), world.store.v1)  # QA's stage built it
     release(target, target.registry, world.version(world.store.v1), stage="prod")
     return target
 
