@@ -197,10 +197,13 @@ def print_summary(
     for name, result in results:
         decision = result.decision
         versus = f"v{decision.reference_version}" if decision.reference_version else "baseline"
+        # The reference's score on the candidate's own holdout: after a retrain on new data the
+        # holdout changes, so the candidate's row must not be read against an older row.
+        reference = metrics_text({decision.metric: decision.reference_score})
         table.add_row(
             name,
             metrics_text(result.metrics),
-            f"{decision.label} vs {versus}",
+            f"{decision.label} vs {versus} ({reference} on this holdout)",
             outcome_text(result),
         )
     console.print(table)
