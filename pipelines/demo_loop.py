@@ -138,6 +138,7 @@ def run_loop(
     from pipelines.monitoring.drift import OUTCOME_DRIFT
     from pipelines.monitoring.feedback import feedback
     from pipelines.monitoring.monitor import ProductionData, monitor, print_run, served
+    from pipelines.monitoring.report import report_folder
     from pipelines.release.plan import PROD_ENDPOINT
     from pipelines.steps import DataValidationError
     from training.spec import current_spec
@@ -156,7 +157,7 @@ def run_loop(
         f"{PROD_ENDPOINT}/{deployment} and collected"
     )
     window = parse_window("1h")
-    report_dir = settings.state_dir / "monitoring" / f"{PROD_ENDPOINT}-{deployment}"
+    report_dir = report_folder(settings.state_dir, PROD_ENDPOINT, deployment)
     with console.status("Monitor: drift against the training reference…"):
         run = monitor(
             data, deployment=deployment, window=window, thresholds=THRESHOLDS,

@@ -112,6 +112,7 @@ def monitor_command(
     from pipelines.datastore.collected import parse_window
     from pipelines.monitoring.drift import OUTCOME_DRIFT
     from pipelines.monitoring.monitor import monitor, print_run, served
+    from pipelines.monitoring.report import report_folder
     from pipelines.monitoring.thresholds import THRESHOLDS
 
     span = parse_window(window)
@@ -123,7 +124,7 @@ def monitor_command(
     settings, data, _ = production_data(target, endpoint, model_name)
     if report_dir is None:
         name = deployment or served(data, None).deployment
-        report_dir = settings.state_dir / "monitoring" / f"{endpoint}-{name}"
+        report_dir = report_folder(settings.state_dir, endpoint, name)
     with console.status("Reading collected data and computing drift…"):
         run = monitor(
             data, deployment=deployment, window=span, thresholds=THRESHOLDS,

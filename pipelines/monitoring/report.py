@@ -38,6 +38,11 @@ class Context:
     window_label: str
 
 
+def report_folder(state_dir: Path, endpoint: str, deployment: str) -> Path:
+    """Where a deployment's report goes by default: `<state>/monitoring/<endpoint>-<deployment>`."""
+    return state_dir / "monitoring" / f"{endpoint}-{deployment}"
+
+
 def headline(evaluation: Evaluation, thresholds: Thresholds) -> str:
     """The verdict in one sentence."""
     if evaluation.outcome == OUTCOME_TOO_LITTLE:

@@ -84,6 +84,13 @@ def collected_on_azure(
     return ids
 
 
+def write_labels(path: Path, ids: list[str], rows: pd.DataFrame, count: int) -> Path:
+    """Ground truth for the first `count` collected rows."""
+    frame = pd.DataFrame({"correlationid": ids[:count], "target": rows[TARGET][:count]})
+    frame.to_csv(path, index=False)
+    return path
+
+
 class Assets:
     """`ml_client.data` and the default datastore, recording the order of events."""
 
@@ -130,10 +137,7 @@ def test_monitor_and_feedback_read_the_workspace_layout_and_register_the_data_se
     bmi = next(column for column in report["columns"] if column["name"] == "bmi")
     assert bmi["breached"] == ["normalized_wasserstein_distance"]
 
-    labels = tmp_path / "labels.csv"
-    pd.DataFrame({"correlationid": ids[:300], "target": rows[TARGET][:300]}).to_csv(
-        labels, index=False
-    )
+    labels = write_labels(tmp_path / "labels.csv", ids, rows, 300)
     ws = world.workspace(prod)
     assets = Assets(ws, store)
     result = feedback(
@@ -164,24 +168,20 @@ def test_monitor_and_feedback_read_the_workspace_layout_and_register_the_data_se
 def test_a_failed_asset_registration_leaves_no_data_set_version(
     world: World, prod: StackOutputs, blobs: BlobStore, tmp_path: Path
 ) -> None:
-    store = blobs
     target = serving_v1(world, prod)
     rows = shifted_rows(200)
-    ids = collected_on_azure(store, tmp_path / "collector", prod.online_endpoint_name, rows)
-    labels = tmp_path / "labels.csv"
-    pd.DataFrame({"correlationid": ids[:50], "target": rows[TARGET][:50]}).to_csv(
-        labels, index=False
-    )
+    ids = collected_on_azure(blobs, tmp_path / "collector", prod.online_endpoint_name, rows)
+    labels = write_labels(tmp_path / "labels.csv", ids, rows, 50)
     ws = world.workspace(prod)
-    Assets(ws, store, fail=True)
-    data = ProductionData(target, store, "prod", prod.online_endpoint_name)
+    Assets(ws, blobs, fail=True)
+    data = ProductionData(target, blobs, "prod", prod.online_endpoint_name)
     with pytest.raises(MlopsError, match="registering data asset diabetes-feedback:1 failed"):
         feedback(
             data, labels_path=labels, deployment=None, window=parse_window("1h"),
             register=lambda ref, record: register_feedback(ws, ref, record),
         )  # fmt: skip
-    assert versions(store, FEEDBACK_NAME) == []  # no lineage record: no version, no event
-    assert not store.exists("training-data/diabetes-feedback/1/lineage.json")
+    assert versions(blobs, FEEDBACK_NAME) == []  # no lineage record: no version, no event
+    assert not blobs.exists("training-data/diabetes-feedback/1/lineage.json")
 
 
 def test_the_azure_target_reads_the_production_workspace_storage(
