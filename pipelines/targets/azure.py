@@ -302,9 +302,36 @@ class AzureTarget:
                 if tail.strip()
             )
             raise MlopsError(f"{error}" + (f" (last log lines, {last})" if last else "")) from error
+        if not is_kubernetes(endpoint):
+            self._autoscale(outputs, deployment, serving, built.tags)
         live = {name: share for name, share in (endpoint.traffic or {}).items() if share}
         if self.rollout.mirror_percent and live:
             self._shadow(outputs, deployment)
+
+    def _autoscale(
+        self, outputs: StackOutputs, deployment: str, serving: Any, tags: dict[str, str]
+    ) -> None:
+        """A managed deployment's Azure Monitor autoscale: from its instance count (the floor)
+        to the capacity plan's ceiling (`pipelines.azure.autoscale`)."""
+        from pipelines.azure import autoscale
+        from pipelines.azure.capacity import load_from_environment, plan_capacity
+
+        sized = plan_capacity(load_from_environment(), serving.max_concurrent_requests_per_instance)
+        plan = autoscale.AutoscalePlan(
+            minimum=serving.managed_instance_count,
+            maximum=max(sized.max_instances, serving.managed_instance_count),
+            scale_out_above_percent=sized.target_utilization_percentage,
+        )
+        self.progress(
+            f"autoscale {autoscale.setting_name(outputs, deployment)}: {plan.minimum}-"
+            f"{plan.maximum} instances, out above {plan.scale_out_above_percent}% CPU"
+        )
+        autoscale.apply(
+            self.clients,
+            outputs,
+            deployment,
+            autoscale.setting_body(outputs, deployment, plan, dict(tags)),
+        )
 
     def _deployment_logs(self, outputs: StackOutputs, deployment: str) -> dict[str, str]:
         """The tails of a deployment's two containers' logs, for a failure message.
@@ -519,7 +546,12 @@ class AzureTarget:
                     name=deployment, endpoint_name=outputs.online_endpoint_name
                 ).result()
 
+        from pipelines.azure import autoscale
+        from pipelines.azure.entities import is_kubernetes
+
         azure_call(f"deleting deployment {deployment}", remove)
+        if not is_kubernetes(self._endpoint(outputs)):
+            autoscale.delete(self.clients, outputs, deployment)  # it scaled that deployment
 
 
 def from_environment(

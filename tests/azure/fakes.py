@@ -430,6 +430,7 @@ class FakeClients(AzureClients):
         self.aci = FakeAci(self.log)
         self.secrets = {"scoring-api-key": QA_KEY}
         self.acr = FakeAcr()
+        self.autoscale: dict[str, Any] = {}  # autoscale settings by ARM URL (az rest)
         self.az_status: dict[str, int] = {}
 
     def workspace(self, outputs: StackOutputs) -> Any:
@@ -450,7 +451,17 @@ class FakeClients(AzureClients):
     def az(self, *args: str, quiet: bool = False) -> int:
         self.log.add("az", *args)
         forced = self.az_status.get(" ".join(args[:3]), self.az_status.get(" ".join(args[:2]), 0))
-        return forced or self.acr.run(args)
+        if forced:
+            return forced
+        if args[0] == "rest":
+            # ARM: PUT creates or replaces the resource at the URL; DELETE of a missing one is 204.
+            url, method = _option(args, "--url"), _option(args, "--method")
+            if method == "put":
+                self.autoscale[url] = json.loads(_option(args, "--body"))
+            elif method == "delete":
+                self.autoscale.pop(url, None)
+            return 0
+        return self.acr.run(args)
 
 
 # -- the endpoints' HTTP ----------------------------------------------------------------------

@@ -374,3 +374,61 @@ def test_rollout_settings_from_the_environment() -> None:
         RolloutSettings.from_environment({"MLOPS_TRAFFIC_STAGES": "50,10"})
     with pytest.raises(MlopsError, match="MLOPS_MAX_ERROR_RATE"):
         RolloutSettings.from_environment({"MLOPS_MAX_ERROR_RATE": "2"})
+
+
+def test_managed_deployments_get_their_own_autoscale_setting(
+    world: World, prod_managed: StackOutputs, stacks_dir: Path
+) -> None:
+    """Azure Monitor autoscale per managed deployment: written after it, deleted with it."""
+    from pipelines.azure import autoscale
+
+    write_outputs(stacks_dir, [prod_managed])
+    first_release(world, prod_managed)
+    blue = autoscale.setting_url(prod_managed, "blue")
+    assert list(world.clients.autoscale) == [blue]
+    setting = world.clients.autoscale[blue]
+    target = autoscale.deployment_id(prod_managed, "blue")
+    assert setting["properties"]["targetResourceUri"] == target
+    assert setting["location"] == prod_managed.location
+    (profile,) = setting["properties"]["profiles"]
+    assert profile["capacity"]["minimum"] == profile["capacity"]["default"] == "3"
+    assert int(profile["capacity"]["maximum"]) >= 3
+    out, scale_in = profile["rules"]
+    assert out["metricTrigger"]["metricName"] == "CpuUtilizationPercentage"
+    assert out["metricTrigger"]["metricResourceUri"] == target
+    assert (out["scaleAction"]["direction"], scale_in["scaleAction"]["direction"]) == (
+        "Increase",
+        "Decrease",
+    )
+    assert setting["tags"]["model"] == "diabetes-ridge:1"
+    prod_release(world, "v2")  # green takes over; blue and its setting go
+    assert list(world.clients.autoscale) == [autoscale.setting_url(prod_managed, "green")]
+
+
+def test_an_autoscale_setting_that_cannot_be_written_rolls_the_deployment_back(
+    world: World, prod_managed: StackOutputs, stacks_dir: Path
+) -> None:
+    write_outputs(stacks_dir, [prod_managed])
+    first_release(world, prod_managed)
+    world.clients.az_status["rest --method put"] = 1
+    with pytest.raises(ReleaseError, match=r"autoscale setting .*green could not be written"):
+        prod_release(world, "v2")
+    assert set(world.workspace(prod_managed).deployments) == {"blue"}
+    assert production(world) == "1"
+
+
+def test_kubernetes_deployments_scale_themselves(world: World, prod: StackOutputs) -> None:
+    world.workspace(prod).with_endpoint()
+    prod_release(world, "v1")
+    assert world.clients.autoscale == {}  # TargetUtilizationScaleSettings, no Azure Monitor
+
+
+@pytest.mark.parametrize(
+    ("minimum", "maximum", "above", "message"),
+    [(0, 3, 70, "1 <= minimum"), (4, 3, 70, "1 <= minimum"), (3, 5, 30, "above 30")],
+)
+def test_autoscale_plans_are_checked(minimum: int, maximum: int, above: int, message: str) -> None:
+    from pipelines.azure.autoscale import AutoscalePlan
+
+    with pytest.raises(MlopsError, match=message):
+        AutoscalePlan(minimum, maximum, above)
