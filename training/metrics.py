@@ -3,20 +3,23 @@
 Every metric takes the truth and what the model serves: one value per row for a regressor, one
 probability per class and row for a classifier (classes are 0..k-1, in the definition's output
 order). A baseline returns outputs of the same shape from the training targets alone.
-scikit-learn is imported when a metric is computed, not when a definition is read: the CLI's
-help and start-up stay fast.
+scikit-learn and numpy are imported when a metric is computed, not when a definition is read:
+the CLI's help and start-up stay fast (every command reads the definition for its help texts).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from training.spec import Direction, Metric
 
+if TYPE_CHECKING:
+    import numpy as np
+
 
 def _rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    import numpy as np
     from sklearn.metrics import mean_squared_error
 
     return float(np.sqrt(mean_squared_error(y_true, y_pred)))
@@ -53,6 +56,8 @@ def _roc_auc(y_true: np.ndarray, proba: np.ndarray) -> float:
 
 
 def _accuracy(y_true: np.ndarray, proba: np.ndarray) -> float:
+    import numpy as np
+
     return float(np.mean(np.asarray(y_true) == np.argmax(proba, axis=1)))
 
 
@@ -66,6 +71,8 @@ ACCURACY = Metric("accuracy", "higher", _accuracy)
 
 def mean_baseline(y_train: np.ndarray, n_rows: int) -> np.ndarray:
     """The naive regressor: predict the training mean for every row."""
+    import numpy as np
+
     return np.full(n_rows, float(np.mean(y_train)), dtype=np.float64)
 
 
@@ -73,6 +80,8 @@ def prior_baseline(n_classes: int) -> Callable[[np.ndarray, int], np.ndarray]:
     """The naive classifier: the training class frequencies for every row."""
 
     def baseline(y_train: np.ndarray, n_rows: int) -> np.ndarray:
+        import numpy as np
+
         counts = np.bincount(np.asarray(y_train, dtype=np.int64), minlength=n_classes)
         return np.tile(counts / counts.sum(), (n_rows, 1)).astype(np.float64)
 

@@ -21,9 +21,10 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
+if TYPE_CHECKING:  # annotations only: the CLI's start-up path does not pay for numpy
+    import numpy as np
 
 Task = Literal["regression", "classification"]
 Direction = Literal["lower", "higher"]
