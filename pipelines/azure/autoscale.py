@@ -15,7 +15,6 @@ so applying it again is an update, never a duplicate. The caller needs
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import MlopsError
@@ -23,6 +22,7 @@ from pipelines.errors import MlopsError
 if TYPE_CHECKING:
     from infra.outputs import StackOutputs
     from pipelines.azure.client import AzureClients
+    from pipelines.azure.entities import ScalePlan
 
 API_VERSION = "2022-10-01"
 CPU_METRIC = "CpuUtilizationPercentage"  # a deployment metric (how-to-monitor-online-endpoints)
@@ -30,25 +30,15 @@ CPU_METRIC = "CpuUtilizationPercentage"  # a deployment metric (how-to-monitor-o
 SCALE_IN_BELOW_PERCENT = 30
 
 
-@dataclass(frozen=True)
-class AutoscalePlan:
-    """Instance floor and ceiling of a managed deployment and its CPU threshold to scale out."""
-
-    minimum: int
-    maximum: int
-    scale_out_above_percent: int = 70
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.minimum <= self.maximum:
-            raise MlopsError(
-                f"autoscale needs 1 <= minimum <= maximum instances, got {self.minimum} and "
-                f"{self.maximum}"
-            )
-        if not SCALE_IN_BELOW_PERCENT < self.scale_out_above_percent <= 100:
-            raise MlopsError(
-                f"the scale-out threshold must be above {SCALE_IN_BELOW_PERCENT} % and at most "
-                f"100 %, got {self.scale_out_above_percent}"
-            )
+def check_plan(plan: ScalePlan) -> ScalePlan:
+    """A scale plan usable as an autoscale setting: its scale-out threshold above the scale-in
+    one (the floor, ceiling and target are `ScalePlan`'s own checks)."""
+    if plan.target_utilization_percentage <= SCALE_IN_BELOW_PERCENT:
+        raise MlopsError(
+            f"the scale-out threshold must be above {SCALE_IN_BELOW_PERCENT} %, got "
+            f"{plan.target_utilization_percentage}"
+        )
+    return plan
 
 
 def deployment_id(outputs: StackOutputs, deployment: str) -> str:
@@ -97,9 +87,10 @@ def _cpu_rule(target: str, operator: str, threshold: int, direction: str, by: in
 
 
 def setting_body(
-    outputs: StackOutputs, deployment: str, plan: AutoscalePlan, tags: dict[str, str]
+    outputs: StackOutputs, deployment: str, plan: ScalePlan, tags: dict[str, str]
 ) -> dict[str, Any]:
     """The autoscale setting's REST body: capacity from the plan, CPU rules out and in."""
+    check_plan(plan)
     target = deployment_id(outputs, deployment)
     name = setting_name(outputs, deployment)
     return {
@@ -113,13 +104,13 @@ def setting_body(
                 {
                     "name": "cpu",
                     "capacity": {
-                        "minimum": str(plan.minimum),
-                        "maximum": str(plan.maximum),
-                        "default": str(plan.minimum),
+                        "minimum": str(plan.min_instances),
+                        "maximum": str(plan.max_instances),
+                        "default": str(plan.min_instances),
                     },
                     "rules": [
                         _cpu_rule(
-                            target, "GreaterThan", plan.scale_out_above_percent, "Increase", 2
+                            target, "GreaterThan", plan.target_utilization_percentage, "Increase", 2
                         ),
                         _cpu_rule(target, "LessThan", SCALE_IN_BELOW_PERCENT, "Decrease", 1),
                     ],

@@ -315,16 +315,17 @@ class AzureTarget:
         to the capacity plan's ceiling (`pipelines.azure.autoscale`)."""
         from pipelines.azure import autoscale
         from pipelines.azure.capacity import load_from_environment, plan_capacity
+        from pipelines.azure.entities import ScalePlan
 
         sized = plan_capacity(load_from_environment(), serving.max_concurrent_requests_per_instance)
-        plan = autoscale.AutoscalePlan(
-            minimum=serving.managed_instance_count,
-            maximum=max(sized.max_instances, serving.managed_instance_count),
-            scale_out_above_percent=sized.target_utilization_percentage,
+        plan = ScalePlan(
+            min_instances=serving.managed_instance_count,
+            max_instances=max(sized.max_instances, serving.managed_instance_count),
+            target_utilization_percentage=sized.target_utilization_percentage,
         )
         self.progress(
-            f"autoscale {autoscale.setting_name(outputs, deployment)}: {plan.minimum}-"
-            f"{plan.maximum} instances, out above {plan.scale_out_above_percent}% CPU"
+            f"autoscale {autoscale.setting_name(outputs, deployment)}: {plan.min_instances}-"
+            f"{plan.max_instances} instances, out above {plan.target_utilization_percentage}% CPU"
         )
         autoscale.apply(
             self.clients,

@@ -425,10 +425,13 @@ def test_kubernetes_deployments_scale_themselves(world: World, prod: StackOutput
 
 @pytest.mark.parametrize(
     ("minimum", "maximum", "above", "message"),
-    [(0, 3, 70, "1 <= minimum"), (4, 3, 70, "1 <= minimum"), (3, 5, 30, "above 30")],
+    [(0, 3, 70, "1 <= min_instances"), (4, 3, 70, "1 <= min_instances"), (3, 5, 30, "above 30")],
 )
-def test_autoscale_plans_are_checked(minimum: int, maximum: int, above: int, message: str) -> None:
-    from pipelines.azure.autoscale import AutoscalePlan
+def test_autoscale_plans_are_checked(
+    prod_managed: StackOutputs, minimum: int, maximum: int, above: int, message: str
+) -> None:
+    from pipelines.azure.autoscale import setting_body
+    from pipelines.azure.entities import ScalePlan
 
     with pytest.raises(MlopsError, match=message):
-        AutoscalePlan(minimum, maximum, above)
+        setting_body(prod_managed, "blue", ScalePlan(minimum, maximum, above), {})
