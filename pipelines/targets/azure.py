@@ -548,8 +548,14 @@ class AzureTarget:
                 ).result()
 
         from pipelines.azure import autoscale
-        from pipelines.azure.entities import is_kubernetes
+        from pipelines.azure.entities import is_kubernetes, without_traffic
 
+        found = self._endpoint(outputs)
+        traffic = dict(found.traffic or {})
+        if traffic.get(deployment) and sum(traffic.values()) == traffic[deployment]:
+            # A first release rolled back: there is no old slot to send traffic to, and Azure ML
+            # refuses to delete a deployment that still takes traffic (teardown does the same).
+            self._update_endpoint(outputs, without_traffic(found))
         azure_call(f"deleting deployment {deployment}", remove)
         if not is_kubernetes(self._endpoint(outputs)):
             autoscale.delete(self.clients, outputs, deployment)  # it scaled that deployment

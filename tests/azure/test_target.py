@@ -125,6 +125,19 @@ def test_errors_under_traffic_roll_back_to_blue(world: World, prod: StackOutputs
     assert production(world) == "1"
 
 
+def test_a_first_release_failing_under_traffic_leaves_nothing_behind(
+    world: World, prod: StackOutputs
+) -> None:
+    """Nothing was live to return traffic to: blue's share goes to 0, then blue goes."""
+    ws = world.workspace(prod).with_endpoint()
+    world.http.behaviour["blue"] = Behaviour("error-routed")
+    with pytest.raises(ReleaseError, match=r"rolled back"):
+        prod_release(world, "v1")
+    assert ws.traffic_history == [{"blue": 100}, {"blue": 0}]
+    assert set(ws.deployments) == set()
+    assert production(world) is None
+
+
 def test_a_failed_deployment_is_removed(world: World, prod: StackOutputs) -> None:
     first_release(world, prod)
     ws = world.workspace(prod)
