@@ -166,6 +166,12 @@ class ModelSpec:
         """The registered model's default name."""
         return self.registered_name or self.name
 
+    def asset_name(self, kind: str, separator: str = "-") -> str:
+        """A name of this project's assets, `<definition><separator><kind>` (diabetes-scoring,
+        diabetes_training): a fork's image, environments, pipeline and data sets are named
+        after its own model definition."""
+        return f"{self.name}{separator}{kind}".replace("-", separator)
+
     def default_params(self) -> dict[str, float]:
         """Every hyperparameter at its default."""
         return {param.name: param.default for param in self.params}

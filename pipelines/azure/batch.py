@@ -20,8 +20,8 @@ from pipelines.azure.client import AzureClients, azure_call
 from pipelines.errors import MlopsError
 from pipelines.registry import RegisteredVersion
 from pipelines.settings import PROJECT_ROOT
+from training.spec import current_spec
 
-INPUT_ASSET = "diabetes-batch-input"
 OUTPUT_NAME = "score"
 BATCH_DRIVER = PROJECT_ROOT / "scoring" / "batch_driver.py"
 
@@ -96,7 +96,7 @@ def register_input(clients: AzureClients, outputs: StackOutputs, folder: Path) -
 
     version = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
     asset = Data(
-        name=INPUT_ASSET,
+        name=current_spec().asset_name("batch-input"),
         version=version,
         type=AssetTypes.URI_FOLDER,
         path=str(folder),

@@ -52,20 +52,23 @@ from pipelines.locks import LockSpec, pip_lines
 from pipelines.registry import TAG_DIGEST, RegisteredVersion
 from pipelines.settings import PROJECT_ROOT
 from pipelines.tags import checked_tags
+from training.spec import current_spec
 
 if TYPE_CHECKING:
     # Type-only: infra/ is not in a job's code snapshot (CODE_PACKAGES).
     from infra.outputs import StackOutputs
 
-SCORING_IMAGE_REPOSITORY = "diabetes-scoring"
-"""Repository of the scoring image in each environment's ACR (tag: the image digest)."""
+
+def scoring_image_repository() -> str:
+    """Repository of the scoring image in each environment's ACR (tag: the image digest),
+    named after the model definition: `diabetes-scoring`."""
+    return current_spec().asset_name("scoring")
+
 
 # Ubuntu 22.04 (glibc 2.35) on x86_64: the platform the locks are resolved for (pipelines.locks);
 # conda installs the lock's Python (3.11) and pins over it.
 TRAINING_BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 BATCH_BASE_IMAGE = TRAINING_BASE_IMAGE
-TRAINING_ENVIRONMENT = "diabetes-training"
-BATCH_ENVIRONMENT = "diabetes-batch"
 
 CODE_PACKAGES = ("training", "pipelines", "scoring")
 SCORING_PACKAGES = ("scoring",)
@@ -131,7 +134,7 @@ def _locked_environment(
 def training_environment(lock_text: str | None = None) -> Environment:
     """The training components' environment, from training/requirements.txt (or `lock_text`)."""
     return _locked_environment(
-        TRAINING_ENVIRONMENT,
+        current_spec().asset_name("training"),
         TRAINING_BASE_IMAGE,
         TRAINING_LOCK,
         lock_text,
@@ -143,7 +146,7 @@ def batch_environment(lock_text: str | None = None) -> Environment:
     """The batch deployment's environment, from scoring/batch-requirements.txt (or `lock_text`):
     the online scoring packages plus Azure ML's batch driver runtime."""
     return _locked_environment(
-        BATCH_ENVIRONMENT,
+        current_spec().asset_name("batch"),
         BATCH_BASE_IMAGE,
         BATCH_LOCK,
         lock_text,
@@ -152,8 +155,8 @@ def batch_environment(lock_text: str | None = None) -> Environment:
 
 
 def scoring_image(outputs: StackOutputs, tag: str) -> str:
-    """`<acr>/diabetes-scoring:<tag>` in the stack's own registry (tag: the image digest)."""
-    return f"{outputs.acr_login_server}/{SCORING_IMAGE_REPOSITORY}:{tag}"
+    """`<acr>/<definition>-scoring:<tag>` in the stack's own registry (tag: the image digest)."""
+    return f"{outputs.acr_login_server}/{scoring_image_repository()}:{tag}"
 
 
 # Where the image runs the Azure ML inference server: azmlinfsrv listens on 5001 by default
@@ -191,14 +194,14 @@ def scoring_environment(
     registering it again is a no-op, never a conflicting change to an immutable asset.
     """
     return Environment(
-        name=SCORING_IMAGE_REPOSITORY,
+        name=scoring_image_repository(),
         version=image_digest,
         description=f"Scoring image for {version.ref} (scoring/Dockerfile, model baked in).",
         image=scoring_image(outputs, image_digest),
         inference_config=inference_config(),
         tags=checked_tags(
             {"model": version.ref, TAG_DIGEST: version.digest},
-            f"environment {SCORING_IMAGE_REPOSITORY}",
+            f"environment {scoring_image_repository()}",
         ),
     )
 

@@ -113,9 +113,9 @@ class ScoringImage:
     @property
     def tag(self) -> str:
         """`<repository>:<digest>`, as `az acr` names an image inside a registry."""
-        from pipelines.azure.entities import SCORING_IMAGE_REPOSITORY
+        from pipelines.azure.entities import scoring_image_repository
 
-        return f"{SCORING_IMAGE_REPOSITORY}:{self.digest}"
+        return f"{scoring_image_repository()}:{self.digest}"
 
     def reference(self, outputs: StackOutputs) -> str:
         """`<acr login server>/<repository>:<digest>`: what a deployment pulls."""

@@ -30,7 +30,7 @@ from pipelines.gate import GateConfig
 from pipelines.settings import experiment_name
 from pipelines.tags import checked_tags
 from training.model import TrainingConfig
-from training.spec import SPEC_VARIABLE
+from training.spec import SPEC_VARIABLE, ModelSpec, current_spec
 
 if TYPE_CHECKING:
     # Type-only: infra/ is not in a job's code snapshot (CODE_PACKAGES).
@@ -38,7 +38,13 @@ if TYPE_CHECKING:
 
 COMPONENT_VERSION = "1"
 ENTRYPOINT = "python -m pipelines.azure.entrypoints"
-PIPELINE_NAME = "diabetes_training"
+
+
+def pipeline_name(spec: ModelSpec) -> str:
+    """The pipeline's (and its components') name, after the model definition: a fork's
+    pipeline is its own (`diabetes_training`; Azure ML names nodes and components with
+    identifiers, so underscores)."""
+    return spec.asset_name("training", separator="_")
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,7 @@ def build_components(
     azure-ai-ml would register an inline Environment anonymously under another name.
     """
     code = str(code_dir)
+    spec = current_spec()  # components are named after the definition, like the pipeline
     registry_inputs = {
         "model_name": Input(type="string"),
         "registry_name": Input(type="string", optional=True),
@@ -103,7 +110,7 @@ def build_components(
         "$[[--workspace-resource-group ${{inputs.workspace_resource_group}}]]"
     )
     validate = CommandComponent(
-        name="diabetes_validate_data",
+        name=spec.asset_name("validate_data", separator="_"),
         version=version,
         display_name="Data tests",
         description="Schema, missing values, ranges and distribution; the validated table is "
@@ -116,7 +123,7 @@ def build_components(
         "--output ${{outputs.validated}}",
     )
     train = CommandComponent(
-        name="diabetes_train",
+        name=spec.asset_name("train", separator="_"),
         version=version,
         display_name="Train",
         description="Trains the model definition (MLOPS_MODEL_SPEC); logs params, metrics, "
@@ -141,7 +148,7 @@ def build_components(
         "--output ${{outputs.run}}",
     )
     gate = CommandComponent(
-        name="diabetes_gate",
+        name=spec.asset_name("gate", separator="_"),
         version=version,
         display_name="Gate",
         description="Scores the candidate and the production model on the same holdout; a "
@@ -160,7 +167,7 @@ def build_components(
         "--output ${{outputs.decision}}",
     )
     register = CommandComponent(
-        name="diabetes_register",
+        name=spec.asset_name("register", separator="_"),
         version=version,
         display_name="Register",
         description="Registers a gated model with every lineage tag and publishes it to the "
@@ -261,12 +268,12 @@ def build_pipeline(
 
     @dsl.pipeline(
         None,
-        name=PIPELINE_NAME,
-        display_name="Diabetes: data tests, train, gate, register",
+        name=pipeline_name(settings.training.spec),
+        display_name=f"{settings.training.spec.title}: data tests, train, gate, register",
         experiment_name=experiment_name(),
         default_compute=outputs.training_compute_name,
     )
-    def diabetes_training(  # dsl reads these annotations: plain types only
+    def training_pipeline(  # dsl reads these annotations: plain types only
         data: Input = None,  # type: ignore[assignment]
         params: str = "",
         seed: int = TrainingConfig.seed,
@@ -316,7 +323,7 @@ def build_pipeline(
     data: dict[str, Any] = (
         {"data": Input(type=AssetTypes.URI_FILE, path=settings.data)} if settings.data else {}
     )
-    job: PipelineJob = diabetes_training(
+    job: PipelineJob = training_pipeline(
         **data,
         params=format_params(settings.training.hyperparameters),
         seed=settings.training.seed,
@@ -326,6 +333,7 @@ def build_pipeline(
         model_name=settings.model_name,
         data_source=settings.data or "bundled",
     )
-    job.tags = checked_tags({"model_name": settings.model_name}, f"pipeline job {PIPELINE_NAME}")
+    name = pipeline_name(settings.training.spec)
+    job.tags = checked_tags({"model_name": settings.model_name}, f"pipeline job {name}")
     job.identity = job_identity(outputs)
     return job

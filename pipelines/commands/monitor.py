@@ -144,12 +144,12 @@ def retrain(settings: Settings, tracking: Tracking) -> None:
     from pipelines.commands.training import summary
     from pipelines.configs import gate_config, training_config
     from pipelines.connect import serving_target
-    from pipelines.datastore.datasets import FEEDBACK_NAME, DataSetRef, versions
+    from pipelines.datastore.datasets import DataSetRef, feedback_name, versions
     from pipelines.datastore.store import local_store
     from pipelines.lifecycle import lifecycle
 
-    known = versions(local_store(settings), FEEDBACK_NAME)
-    data = Path(str(DataSetRef(FEEDBACK_NAME, known[-1]))) if known else None
+    known = versions(local_store(settings), feedback_name())
+    data = Path(str(DataSetRef(feedback_name(), known[-1]))) if known else None
     console.print(f"Drift found: retraining on {data or 'the production data'}.")
     result = lifecycle(
         tracking, training_config(None, None, None), gate_config(None, None), data,

@@ -152,11 +152,11 @@ def pipeline_validate(
         raise MlopsError(
             f"the training pipeline is miswired ({len(errors)} error(s) above)", exit_code=1
         )
-    from pipelines.azure.pipeline_job import PIPELINE_NAME
+    from pipelines.azure.pipeline_job import pipeline_name
 
     steps = " → ".join(job.jobs)
     console.print(
-        f"[green]✓[/] pipeline {PIPELINE_NAME} is valid: {steps} on "
+        f"[green]✓[/] pipeline {pipeline_name(settings.training.spec)} is valid: {steps} on "
         f"{outputs.training_compute_name} ({where})"
     )
 

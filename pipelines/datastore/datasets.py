@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from pipelines.datastore.store import BlobStore
 
 PREFIX = "training-data"
-FEEDBACK_NAME = "diabetes-feedback"
 DATA_FILE = "data.csv"
 LINEAGE_FILE = "lineage.json"
 # On Azure the same version is the data asset `azureml:<name>:<version>` (mlops feedback).
@@ -57,6 +56,13 @@ class DataSetRef:
     def lineage_blob(self) -> str:
         """The lineage record's blob."""
         return self.folder + LINEAGE_FILE
+
+
+def feedback_name() -> str:
+    """The labelled-feedback data set, named after the model definition: `diabetes-feedback`."""
+    from training.spec import current_spec
+
+    return current_spec().asset_name("feedback")
 
 
 def parse_ref(text: str) -> DataSetRef | None:

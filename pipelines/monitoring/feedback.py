@@ -21,7 +21,7 @@ import pandas as pd
 
 from pipelines.datastore import layout
 from pipelines.datastore.collected import Window
-from pipelines.datastore.datasets import FEEDBACK_NAME, DataSetRef, write_version
+from pipelines.datastore.datasets import DataSetRef, feedback_name, write_version
 from pipelines.errors import MlopsError
 
 if TYPE_CHECKING:
@@ -144,5 +144,5 @@ def feedback(
             "total": len(table),
         },
     }
-    ref = write_version(data.store, FEEDBACK_NAME, table, lineage, before_complete=register)
+    ref = write_version(data.store, feedback_name(), table, lineage, before_complete=register)
     return Feedback(ref, {"data_set": str(ref), **lineage})

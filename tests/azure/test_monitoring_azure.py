@@ -27,7 +27,7 @@ from pipelines.azure.monitoring import register_feedback
 from pipelines.commands.monitor import production_data
 from pipelines.datastore import azurite, layout
 from pipelines.datastore.collected import mirror_local_capture, parse_window
-from pipelines.datastore.datasets import FEEDBACK_NAME, versions
+from pipelines.datastore.datasets import feedback_name, versions
 from pipelines.datastore.store import BlobStore, azure_store, local_store
 from pipelines.errors import MlopsError
 from pipelines.monitoring.drift import OUTCOME_DRIFT
@@ -144,12 +144,12 @@ def test_monitor_and_feedback_read_the_workspace_layout_and_register_the_data_se
         data, labels_path=labels, deployment=None, window=parse_window("1h"),
         register=lambda ref, record: register_feedback(ws, ref, record),
     )  # fmt: skip
-    assert str(result.ref) == f"{FEEDBACK_NAME}:1" and versions(store, FEEDBACK_NAME) == [1]
+    assert str(result.ref) == f"{feedback_name()}:1" and versions(store, feedback_name()) == [1]
     (asset,) = assets.created
     # Registered before the lineage record completes the version (its BlobCreated event
     # starts the retrain pipeline with azureml:<name>:<version>, which must exist by then).
     assert assets.lineage_existed == [False]
-    assert (asset.name, asset.version, asset.type) == (FEEDBACK_NAME, "1", AssetTypes.URI_FILE)
+    assert (asset.name, asset.version, asset.type) == (feedback_name(), "1", AssetTypes.URI_FILE)
     assert asset.path == (
         "azureml://datastores/workspaceblobstore/paths/training-data/diabetes-feedback/1/data.csv"
     )
@@ -180,7 +180,7 @@ def test_a_failed_asset_registration_leaves_no_data_set_version(
             data, labels_path=labels, deployment=None, window=parse_window("1h"),
             register=lambda ref, record: register_feedback(ws, ref, record),
         )  # fmt: skip
-    assert versions(blobs, FEEDBACK_NAME) == []  # no lineage record: no version, no event
+    assert versions(blobs, feedback_name()) == []  # no lineage record: no version, no event
     assert not blobs.exists("training-data/diabetes-feedback/1/lineage.json")
 
 

@@ -5,11 +5,11 @@ from typing import Any
 
 import pytest
 from azure.ai.ml import dsl
+from azure.ai.ml._utils.utils import is_valid_node_name
 
 from infra.outputs import StackOutputs
-from pipelines.azure.entities import code_snapshot, training_environment
+from pipelines.azure.entities import code_snapshot, scoring_image_repository, training_environment
 from pipelines.azure.pipeline_job import (
-    PIPELINE_NAME,
     PipelineSettings,
     TrainingComponents,
     build_components,
@@ -18,9 +18,11 @@ from pipelines.azure.pipeline_job import (
     environment_reference,
 )
 from pipelines.commands.pipeline import build_job, validation_errors
+from pipelines.datastore.datasets import feedback_name
 from pipelines.gate import GateConfig
 from pipelines.settings import experiment_name
 from training.model import TrainingConfig
+from training.spec import DEFINITIONS, SPEC_VARIABLE, load_spec
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +125,13 @@ def test_pipeline_wiring(components: TrainingComponents, dev: StackOutputs) -> N
 def test_validate_passes_offline(dev: StackOutputs, tmp_path: Path) -> None:
     settings = PipelineSettings(model_name="diabetes-ridge")
     job = build_job(dev, settings, tmp_path)
-    assert job.component.name == PIPELINE_NAME
+    assert job.component.name == "diabetes_training"  # named after the model definition
+    assert {c.name for c in build_components(tmp_path, "azureml:env:1").all()} == {
+        "diabetes_validate_data",
+        "diabetes_train",
+        "diabetes_gate",
+        "diabetes_register",
+    }
     # OfflineCredential raises on any token request: validation must not need one.
     assert validation_errors(job, dev) == {}
     assert "data" not in job._to_dict()["inputs"]  # unset: the bundled data set
@@ -143,3 +151,26 @@ def test_broken_wiring_fails_validation(components: TrainingComponents, dev: Sta
 
     errors = validation_errors(broken(), dev)
     assert any("decision" in key or "decision" in message for key, message in errors.items())
+
+
+@pytest.mark.parametrize("definition", sorted(DEFINITIONS))
+def test_azure_names_follow_the_model_definition(
+    definition: str, dev: StackOutputs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fork renames its pipeline, components and environments by its definition's `name`."""
+    monkeypatch.setenv(SPEC_VARIABLE, definition)
+    spec = load_spec(definition)
+    settings = PipelineSettings(model_name=spec.registered_name, training=TrainingConfig(spec=spec))
+    job = build_job(dev, settings, tmp_path)
+    prefix = definition.replace("-", "_")
+    assert job.component.name == f"{prefix}_training"
+    # azure-ai-ml's own rule for node and component names (_utils/utils.py is_valid_node_name)
+    components = build_components(tmp_path, "azureml:env:1").all()
+    assert [c.name for c in components] == [
+        f"{prefix}_{step}" for step in ("validate_data", "train", "gate", "register")
+    ]
+    assert all(is_valid_node_name(str(c.name)) for c in components)
+    assert training_environment().name == f"{definition}-training"
+    assert scoring_image_repository() == f"{definition}-scoring"
+    assert feedback_name() == f"{definition}-feedback"
+    assert validation_errors(job, dev) == {}

@@ -16,7 +16,7 @@ import pytest
 
 from pipelines.commands.monitor import DRIFT_EXIT_CODE
 from pipelines.datastore import azurite, layout
-from pipelines.datastore.datasets import FEEDBACK_NAME, versions
+from pipelines.datastore.datasets import feedback_name, versions
 from pipelines.datastore.store import local_store
 from pipelines.gate import GateConfig
 from pipelines.settings import Settings, load_settings
@@ -111,7 +111,7 @@ def test_monitor_finds_drift_writes_the_report_and_feedback_feeds_training(
     )
     code, out = mlops("feedback", "--labels", str(labels), "--deployment", "blue")
     assert code == 0, out
-    assert f"{FEEDBACK_NAME}:1" in out and "mlops run --data diabetes-feedback:1" in out
+    assert f"{feedback_name()}:1" in out and "mlops run --data diabetes-feedback:1" in out
     store = local_store(production)
     lineage = json.loads(store.read("training-data/diabetes-feedback/1/lineage.json"))
     assert lineage["rows"] == {"base": 442, "labels": 300, "collected_in_window": 1000,
@@ -119,10 +119,10 @@ def test_monitor_finds_drift_writes_the_report_and_feedback_feeds_training(
     assert lineage["serving_model"] == "diabetes-ridge:1"
     assert lineage["deployment"] == "blue" and "start" in lineage["window"]
 
-    code, out = mlops("run", "--data", f"{FEEDBACK_NAME}:1", "--no-release")
+    code, out = mlops("run", "--data", f"{feedback_name()}:1", "--no-release")
     assert code == 0, out
     run = Tracking(production).get_run(None)
-    assert run.data.params["data_source"] == f"{FEEDBACK_NAME}:1"
+    assert run.data.params["data_source"] == f"{feedback_name()}:1"
     assert run.data.tags["data_rows"] == "742"
 
     code, out = mlops("teardown")
@@ -163,4 +163,4 @@ def test_bad_labels_name_the_first_bad_line_and_write_nothing(
         assert code != 0, content
         assert message in out
         assert out.count("error:") == 1
-        assert versions(local_store(production), FEEDBACK_NAME) == []
+        assert versions(local_store(production), feedback_name()) == []
