@@ -6,6 +6,7 @@ short (`producti…`, `http://127.0.0.1:5…`): there the consoles use COLUMNS w
 else PIPE_WIDTH, wide enough for every table the CLI prints.
 """
 
+import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -46,6 +47,23 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
+def model_setting() -> str:
+    """`MLOPS_MODEL_SPEC=<name> ` when this process runs a definition other than the default
+    (`make demo MODEL=<name>` sets it), so that a printed command reaches that model's
+    registry and endpoints; otherwise nothing."""
+    from training.spec import DEFAULT_SPEC, SPEC_VARIABLE
+
+    name = os.environ.get(SPEC_VARIABLE, "").strip()
+    return f"{SPEC_VARIABLE}={name} " if name and name != DEFAULT_SPEC else ""
+
+
+def make_demo_command(line: str) -> str:
+    """A `make … demo …` line as it replays this demo: with `MODEL=<name>` for a definition
+    other than the default."""
+    name = model_setting().removesuffix(" ").partition("=")[2]
+    return f"{line} MODEL={name}" if name else line
+
+
 def mlops_command(arguments: str) -> str:
     """`mlops ARGUMENTS` as it runs on this machine, for the follow-up commands a summary prints.
 
@@ -53,12 +71,13 @@ def mlops_command(arguments: str) -> str:
     `.venv/bin/mlops …`: `make` installs uv into .tools/ when it is missing, and .tools/ is
     not on PATH, so `uv run` would fail there with "command not found".
     """
+    setting = model_setting()
     if shutil.which("uv"):
-        return f"uv run mlops {arguments}"
+        return f"{setting}uv run mlops {arguments}"
     script = Path(sys.executable).parent / "mlops"
     if script.exists():
-        return f"{display_path(script)} {arguments}"
-    return f"{sys.executable} -m pipelines {arguments}"
+        return f"{setting}{display_path(script)} {arguments}"
+    return f"{setting}{sys.executable} -m pipelines {arguments}"
 
 
 @contextmanager

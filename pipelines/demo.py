@@ -30,7 +30,7 @@ from rich.table import Table
 
 from pipelines.configs import gate_config
 from pipelines.connect import serving_target, tracking_for
-from pipelines.console import console, display_path, mlops_command
+from pipelines.console import console, display_path, make_demo_command, mlops_command
 from pipelines.demo_loop import LoopResult, loop_text, run_loop
 from pipelines.gate import is_identical
 from pipelines.lifecycle import (
@@ -105,13 +105,12 @@ def run_demo(keep_serving: bool) -> None:
     finally:
         if not keep_serving:
             stopped = local.teardown()
-            console.print(
-                f"Stopped {len(stopped)} local server(s); `{KEEP_SERVING}` leaves them serving."
-            )
+            keep = make_demo_command(KEEP_SERVING)
+            console.print(f"Stopped {len(stopped)} local server(s); `{keep}` leaves them serving.")
         elif not finished:
             console.print(keep_line)
     rerun = before is not None and all(result.version is None for _, result in results)
-    replay = REPLAY if rerun else None
+    replay = make_demo_command(REPLAY) if rerun else None
     print_summary(
         results, endpoints, production, keep_serving=keep_serving, replay=replay, loop=loop
     )
@@ -137,18 +136,19 @@ def follow_ups(
     each one as printed.
     """
     invoke = mlops_command(invoke_example())
+    keep = make_demo_command(KEEP_SERVING)
     rows: list[tuple[str, str, tuple[str, ...]]] = []
     if loop is not None:
         again = mlops_command("monitor")
         if keep_serving:
             rows.append(("monitor again", again, (again,)))
         else:
-            rows.append(("monitor again", f"{KEEP_SERVING}, then {again}", (KEEP_SERVING, again)))
+            rows.append(("monitor again", f"{keep}, then {again}", (keep, again)))
     if keep_serving:
         rows.append(("call it", invoke, (invoke,)))
     elif production is not None:
         serve = mlops_command(f"release --stage prod --model {production.name}@production")
-        rows.append(("serve production", f"{KEEP_SERVING}, or {serve}", (KEEP_SERVING, serve)))
+        rows.append(("serve production", f"{keep}, or {serve}", (keep, serve)))
         rows.append(("then call it", invoke, (invoke,)))
     if replay is not None:
         rows.append(("replay from scratch", replay, (replay,)))

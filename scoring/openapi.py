@@ -161,6 +161,14 @@ def _description(api: ApiModel) -> str:
     )
 
 
+def _score_description(api: ApiModel) -> str:
+    """What `/score` does, in the definition's words: `Breast cancer diagnosis: class
+    probabilities for each row.`"""
+    contract = api.contract
+    answer = "class probabilities" if contract.probabilities else f"a {contract.outputs[0]}"
+    return f"{contract.title}: {answer} for each row."
+
+
 def _request_id_headers_v3() -> dict[str, Any]:
     return {
         "x-request-id": {
@@ -214,7 +222,7 @@ def openapi3(api: ApiModel, version: str = "3.0.3") -> dict[str, Any]:
             "/score": {
                 "post": {
                     "operationId": "RunMLService",
-                    "description": "Predict disease progression for each row.",
+                    "description": _score_description(api),
                     "security": [{SECURITY_SCHEME: []}],
                     "parameters": [
                         {
@@ -306,7 +314,7 @@ def swagger2(api: ApiModel) -> dict[str, Any]:
             "/score": {
                 "post": {
                     "operationId": "RunMLService",
-                    "description": "Predict disease progression for each row.",
+                    "description": _score_description(api),
                     "security": [{SECURITY_SCHEME: []}],
                     "parameters": [
                         {

@@ -194,3 +194,17 @@ def test_read_only_printed_commands_run(arguments: tuple[str, ...], tmp_path: Pa
             check=False,
         )
         assert result.returncode == 0, f"{shlex.join(words)}: {result.stderr}"
+
+
+def test_summaries_of_another_definition_name_it(monkeypatch, tmp_path: Path) -> None:
+    """`make demo MODEL=breast-cancer` prints commands that reach that model, not the default."""
+    monkeypatch.setenv("PATH", no_uv_path(tmp_path))
+    monkeypatch.setenv("MLOPS_MODEL_SPEC", "breast-cancer")
+    rows = demo.follow_ups(V2, keep_serving=False, replay=demo.REPLAY)
+    commands = [command for _, _, runnable in rows for command in runnable]
+    mlops = [c for c in commands if "mlops " in c]
+    assert mlops and all(c.startswith("MLOPS_MODEL_SPEC=breast-cancer ") for c in mlops)
+    assert "make demo KEEP_SERVING=1 MODEL=breast-cancer" in commands
+    monkeypatch.setenv("MLOPS_MODEL_SPEC", "diabetes")  # the default needs no setting
+    assert mlops_command("models list").endswith("/mlops models list")
+    assert "MLOPS_MODEL_SPEC" not in mlops_command("models list")
