@@ -47,20 +47,27 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def model_setting() -> str:
-    """`MLOPS_MODEL_SPEC=<name> ` when this process runs a definition other than the default
-    (`make demo MODEL=<name>` sets it), so that a printed command reaches that model's
-    registry and endpoints; otherwise nothing."""
+def other_definition() -> str:
+    """The model definition this process runs when it is not the default (`make demo
+    MODEL=<name>` sets MLOPS_MODEL_SPEC), else nothing."""
     from training.spec import DEFAULT_SPEC, SPEC_VARIABLE
 
     name = os.environ.get(SPEC_VARIABLE, "").strip()
-    return f"{SPEC_VARIABLE}={name} " if name and name != DEFAULT_SPEC else ""
+    return "" if name == DEFAULT_SPEC else name
+
+
+def model_setting() -> str:
+    """`MLOPS_MODEL_SPEC=<name> ` for another definition, so that a printed command reaches
+    that model's registry and endpoints; otherwise nothing."""
+    from training.spec import SPEC_VARIABLE
+
+    name = other_definition()
+    return f"{SPEC_VARIABLE}={name} " if name else ""
 
 
 def make_demo_command(line: str) -> str:
-    """A `make … demo …` line as it replays this demo: with `MODEL=<name>` for a definition
-    other than the default."""
-    name = model_setting().removesuffix(" ").partition("=")[2]
+    """A `make … demo …` line as it replays this demo: `MODEL=<name>` for another definition."""
+    name = other_definition()
     return f"{line} MODEL={name}" if name else line
 
 
