@@ -557,7 +557,7 @@ class AzureTarget:
             # refuses to delete a deployment that still takes traffic (teardown does the same).
             self._update_endpoint(outputs, without_traffic(found))
         azure_call(f"deleting deployment {deployment}", remove)
-        if not is_kubernetes(self._endpoint(outputs)):
+        if not is_kubernetes(found):
             autoscale.delete(self.clients, outputs, deployment)  # it scaled that deployment
 
 
