@@ -20,6 +20,8 @@ API_KEY = "SCORING_API_KEY"
 API_KEY_SECONDARY = "SCORING_API_KEY_SECONDARY"
 COLLECT = "SCORING_COLLECT"
 COLLECT_DIR = "SCORING_COLLECT_DIR"
+REQUEST_LOG = "SCORING_REQUEST_LOG"
+REQUEST_LOG_MODES = ("rejected", "all")
 
 # Set by Azure ML when a deployment has a data collector; the monitoring SDK reads them.
 AZUREML_MDC_CONFIG_PATH = "AZUREML_MDC_CONFIG_PATH"
@@ -43,6 +45,12 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "is configured or SCORING_COLLECT_DIR is set)",
     ),
     (COLLECT_DIR, "unset", "write collected rows as JSON lines under this directory (local runs)"),
+    (
+        REQUEST_LOG,
+        "rejected",
+        "which requests get a log line of their own: `rejected` (every 4xx, with its reason) or "
+        "`all` (every request, with its id, rows and time)",
+    ),
     ("MODEL_SHA256", "unset", "registered bundle digest; the bundle must match it or init fails"),
     ("AZUREML_MODEL_DIR", "set by Azure ML", "folder holding the model bundle"),
 )
@@ -62,6 +70,7 @@ class ScoringSettings:
     api_keys: tuple[bytes, ...] = field(default=(), repr=False)
     collect: bool = False
     collect_dir: Path | None = None
+    log_all_requests: bool = False
 
     @property
     def auth_enabled(self) -> bool:
@@ -113,6 +122,13 @@ def _collect(env: Mapping[str, str], collect_dir: Path | None) -> bool:
     )
 
 
+def _log_all_requests(env: Mapping[str, str]) -> bool:
+    mode = env.get(REQUEST_LOG, "").strip().lower() or REQUEST_LOG_MODES[0]
+    if mode not in REQUEST_LOG_MODES:
+        raise SettingsError(f"{REQUEST_LOG}={mode!r} is not one of {', '.join(REQUEST_LOG_MODES)}")
+    return mode == "all"
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> ScoringSettings:
     """Read the settings from the environment (or the mapping given); raise SettingsError."""
     env = os.environ if environ is None else environ
@@ -126,4 +142,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ScoringSettings:
         api_keys=_keys(env),
         collect=_collect(env, collect_dir),
         collect_dir=collect_dir,
+        log_all_requests=_log_all_requests(env),
     )

@@ -211,3 +211,86 @@ def test_run_answers_the_same_on_both_paths(
         assert np.all(np.isfinite(json.loads(fast[1])["result"]))
     else:
         assert fast[0] in (400, 413)
+
+
+# -- the answer: orjson writes it where it writes what json.dumps writes -----------------------
+
+
+def dumped(outputs: np.ndarray) -> bytes:
+    """What the server writes for a returned dict: json.dumps (AMLResponse)."""
+    return json.dumps({"result": outputs.tolist()}).encode()
+
+
+_FINITE = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    values=st.lists(_FINITE, min_size=1, max_size=40),
+    classes=st.sampled_from([None, 2]),
+)
+def test_a_written_answer_is_byte_for_byte_what_json_dumps_writes(
+    values: list[float], classes: int | None
+) -> None:
+    outputs = np.asarray(values if classes is None else values * classes)
+    if classes is not None:
+        outputs = outputs.reshape(-1, classes)
+    assert schema.result_body(outputs) in (None, dumped(outputs))
+
+
+def test_written_answers_match_json_dumps_over_every_exponent() -> None:
+    # Random bit patterns cover every exponent; the range predictions live in gets its own draw.
+    rng = np.random.default_rng(15)
+    patterns = rng.integers(0, 2**64, size=60_000, dtype=np.uint64).view(np.float64)
+    typical = rng.uniform(-10, 10, 60_000) * 10.0 ** rng.integers(-5, 17, 60_000)
+    for value in (*patterns[np.isfinite(patterns)].tolist(), *typical.tolist()):
+        outputs = np.array([value])
+        body = schema.result_body(outputs)
+        assert body in (None, dumped(outputs)), value
+        if body is None:  # left to json.dumps only where orjson's notation would differ
+            assert abs(value) < 1e-4 or "0.0000" in repr(value), value
+
+
+@pytest.mark.parametrize(
+    ("outputs", "written"),
+    [
+        ([190.21229396217882, -0.0, 5.0, 1e16, 1.2345678901234568e17, 0.0001], True),
+        ([1e-05], False),  # repr 1e-05, orjson 0.00001
+        ([3.5e-9], False),  # repr 3.5e-09, orjson 3.5e-9
+        ([[0.99999999996, 4.07e-11]], False),  # a classifier's tiny probability
+        ([[0.25, 0.75], [0.5, 0.5]], True),
+    ],
+)
+def test_answers_orjson_would_write_differently_are_left_to_json_dumps(
+    outputs: list[Any], written: bool
+) -> None:
+    array = np.asarray(outputs)
+    assert (schema.result_body(array) is not None) is written
+    if written:
+        assert schema.result_body(array) == dumped(array)
+
+
+def test_an_answer_not_contiguous_in_memory_is_written_all_the_same() -> None:
+    outputs = np.asfortranarray([[0.25, 0.75], [0.5, 0.5], [0.125, 0.875]])
+    assert not outputs.flags.c_contiguous
+    assert schema.result_body(outputs) == dumped(outputs)
+
+
+def test_large_answers_are_written_here_and_small_ones_left_to_the_server(
+    load_script: Any, monkeypatch: pytest.MonkeyPatch, bundle: Any
+) -> None:
+    scorer = load_script()
+    assert isinstance(scorer.run(make_request({"data": bundle.rows[:1].tolist()})), dict)
+    body = {"data": bundle.rows[: scorer._WRITE_RESULT_FROM].tolist()}
+    written = scorer.run(make_request(body))
+    monkeypatch.setattr(scorer, "_WRITE_RESULT_FROM", 10**9)
+    returned = scorer.run(make_request(body))
+    assert isinstance(returned, dict)
+    if bundle.spec.name == "diabetes":  # predictions in the tens and hundreds: always written
+        assert not isinstance(written, dict)
+    if isinstance(written, dict):  # a probability below 1e-4: left to json.dumps
+        assert written == returned
+    else:
+        assert (written.status_code, written.get_data()) == (200, json.dumps(returned).encode())
+        assert written.mimetype == "application/json"
+        assert written.headers["x-ms-run-function-failed"] == "False"

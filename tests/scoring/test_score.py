@@ -31,15 +31,18 @@ def ROW(bundle: TrainedBundle) -> list[float]:
 def call(scorer: Any, *args: Any, **kwargs: Any) -> tuple[int, dict[str, Any], Any]:
     """run() on a raw request; returns (status, JSON body, headers).
 
-    Success is a plain dict, which the server answers with 200 as JSON (adding x-request-id);
-    every rejection is a Response carrying its status.
+    Success is a plain dict, which the server answers with 200 as JSON (adding x-request-id),
+    or for larger results the 200 Response with those very bytes; every rejection is a
+    Response carrying its status.
     """
     response = scorer.run(make_request(*args, **kwargs))
     if isinstance(response, dict):
         json.dumps(response, allow_nan=False)  # what the server does with it must not fail
         return 200, response, {}
-    assert response.status_code != 200
-    return response.status_code, json.loads(response.get_data()), response.headers
+    payload = json.loads(response.get_data())
+    if response.status_code == 200:
+        assert response.get_data() == json.dumps(payload).encode()
+    return response.status_code, payload, response.headers
 
 
 # (id, request body, request options, status, fragment of the message)
@@ -340,12 +343,42 @@ def test_request_id_is_logged_and_echoed_on_rejections(
     headers = {"x-request-id": "req-42", "x-ms-client-request-id": "client-7"}
     code, _, _ = call(scorer, {"data": [ROW]}, headers=headers)
     assert code == 200  # the server itself echoes x-request-id on a 200 (integration test)
-    assert "score req-42 client_request_id=client-7 status=200 rows=1" in caplog.text
+    assert "req-42" not in caplog.text  # by default only rejections get a line of their own
     code, _, response_headers = call(scorer, {"data": []}, headers=headers)
     assert (code, response_headers["x-request-id"]) == (400, "req-42")
     assert "score req-42 client_request_id=client-7 status=400 rejected: 'data' is empty" in (
         caplog.text
     )
+
+
+def test_every_request_is_logged_when_asked(
+    load_script: Callable[..., Any], caplog: pytest.LogCaptureFixture, ROW: list[float]
+) -> None:
+    scorer = load_script(SCORING_REQUEST_LOG="all")
+    caplog.set_level(logging.INFO, logger="azmlinfsrv.score")
+    headers = {"x-request-id": "req-43", "x-ms-client-request-id": "client-8"}
+    assert call(scorer, {"data": [ROW] * 3}, headers=headers)[0] == 200
+    assert "score req-43 client_request_id=client-8 status=200 rows=3 ms=" in caplog.text
+    assert call(scorer, {"data": []}, headers=headers)[0] == 400
+    assert "score req-43 client_request_id=client-8 status=400 rejected: 'data' is empty" in (
+        caplog.text
+    )
+
+
+def test_init_filters_the_servers_response_notice_and_nothing_else(scorer: Any) -> None:
+    server_log = logging.getLogger(scorer.SERVER_LOGGER)
+
+    def passes(message: str) -> bool:
+        record = server_log.makeRecord(
+            server_log.name, logging.INFO, __file__, 1, message, (), None
+        )
+        return bool(server_log.filter(record))
+
+    assert not passes(scorer.SERVER_RESPONSE_NOTICE)
+    assert passes("POST /score 200 0.512ms 33")
+    assert passes("run() output is HTTP Response, status 500")
+    scorer.init()  # a second init (a reload) adds no second filter
+    assert sum(isinstance(f, scorer._WithoutResponseNotice) for f in server_log.filters) == 1
 
 
 def test_request_id_is_generated_when_absent(scorer: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -419,6 +452,11 @@ def test_missing_model_dir_fails_init(load_script: Callable[..., Any], tmp_path:
         ("SCORING_MAX_BODY_BYTES", str(200 * 1024 * 1024), "out of range"),
         ("SCORING_API_KEY", "short-secret", "12 characters long"),
         ("SCORING_COLLECT", "sometimes", "not one of auto, true, false"),
+        (
+            "SCORING_REQUEST_LOG",
+            "errors",
+            "SCORING_REQUEST_LOG='errors' is not one of rejected, all",
+        ),
     ],
 )
 def test_invalid_settings_fail_init(

@@ -99,6 +99,7 @@ def server(
         model_sha256=bundle.digest,
         collect_dir=state / "collected",
         log_file=state / "server.log",
+        extra_env={"SCORING_REQUEST_LOG": "all"},
     )
     try:
         wait_healthy(process.url, 60, process)
@@ -141,6 +142,19 @@ def test_valid_rows_get_scikit_learn_predictions(
     assert reply.status == 200
     assert reply.headers["x-request-id"] == "it-valid-1"
     np.testing.assert_allclose(reply.json()["result"], bundle.expected(rows), rtol=0, atol=1e-6)
+
+
+def test_every_answer_is_what_json_dumps_writes_with_the_same_headers(
+    server: InferenceServer, bundle: TrainedBundle
+) -> None:
+    # One row comes back as a dict the server serialises; larger results come written by
+    # orjson (scoring.schema.result_body): a client cannot tell the two apart.
+    replies = [send(server, {"data": bundle.rows[:rows].tolist()}) for rows in (1, 3, 4, 100)]
+    for reply in replies:
+        assert reply.status == 200
+        assert reply.raw == json.dumps({"result": reply.json()["result"]}).encode()
+        assert reply.headers["x-ms-run-function-failed"] == "False"
+        assert set(reply.headers) == set(replies[0].headers)
 
 
 @pytest.mark.parametrize("case", [case for case in CASES if case != "PUT"])
@@ -262,6 +276,18 @@ def test_log_has_request_ids_and_never_the_key(server: InferenceServer, ROW: lis
     assert f"score {rejected} status=400" in log
     assert API_KEY not in log
     assert "served by numpy (verified fast path)" in log
+
+
+def test_the_servers_response_notice_is_filtered_and_nothing_else(
+    server: InferenceServer, bundle: TrainedBundle
+) -> None:
+    # 100 rows come back as a written Response (4 values or more), a rejection as a Response.
+    assert send(server, {"data": bundle.rows[:100].tolist()}).status == 200
+    assert send(server, {"data": []}).status == 400
+    time.sleep(0.2)
+    log = server.log_file.read_text()
+    assert "run() output is HTTP Response" not in log
+    assert "POST /score 200" in log and "POST /score 400" in log  # the server's access lines
 
 
 @pytest.mark.parametrize("fault", ["tampered file", "wrong registered digest"])
