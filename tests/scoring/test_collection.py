@@ -137,10 +137,13 @@ def test_collector_captures_inputs_and_outputs_locally(tmp_path: Path) -> None:
                 break
             time.sleep(0.01)
         print(json.dumps({{"loaded_early": loaded_early, "failure": collection.failure,
-                          "dropped": collection.dropped}}))
+                          "dropped": collection.dropped,
+                          "in_worker": sorted(m for m in ("pandas", "azureml.ai.monitoring",
+                                                          "requests") if m in sys.modules)}}))
         """
     )
-    assert report == {"loaded_early": False, "failure": None, "dropped": 0}
+    # The SDK, pandas and requests live in the collection process, never in the worker.
+    assert report == {"loaded_early": False, "failure": None, "dropped": 0, "in_worker": []}
     inputs = collected(tmp_path / "model_inputs")
     outputs = collected(tmp_path / "model_outputs")
     input_rows = [row for entry in inputs for row in entry["data"]]  # type: ignore[attr-defined]
@@ -160,6 +163,63 @@ def test_collector_captures_inputs_and_outputs_locally(tmp_path: Path) -> None:
     assert len(inputs) < 100
     assert max(len(entry["data"]) for entry in inputs) <= 1000  # type: ignore[arg-type]
     assert [e["correlationid"] for e in inputs] == [e["correlationid"] for e in outputs]
+
+
+def ready_collection(folder: Path) -> str:
+    """The start of a script: a DataCollection capturing to `folder`, its process ready."""
+    return f"""
+        import json, time, numpy as np
+        from pathlib import Path
+        from scoring.collection import DataCollection
+        collection = DataCollection(
+            Path({str(folder)!r}), features=tuple(f"f{{i}}" for i in range(10)),
+            outputs=("prediction",),
+        )
+        collection.start()
+        assert collection.ready.wait(30), collection.failure
+        """
+
+
+@pytest.mark.integration
+def test_a_collection_process_that_dies_switches_collection_off_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    report = run_in_scoring_env(
+        ready_collection(tmp_path)
+        + """
+        collection._process.kill()
+        deadline = time.monotonic() + 10
+        while collection.failure is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        collection.submit(np.zeros((1, 10)), np.zeros(1), "after")  # ignored, never raises
+        pending, flushed = collection.pending(), collection.flush(1)
+        collection.stop()
+        print(json.dumps({"failure": collection.failure, "pending": pending,
+                          "flushed": flushed}))
+        """
+    )
+    assert report == {
+        "failure": "the collection process exited (code -9)",
+        "pending": 0,
+        "flushed": False,
+    }
+
+
+@pytest.mark.integration
+def test_stop_ends_the_collection_process(tmp_path: Path) -> None:
+    report = run_in_scoring_env(
+        ready_collection(tmp_path)
+        + """
+        collection.submit(np.ones((1, 10)), np.ones(1), "last")
+        collection.stop()
+        print(json.dumps({"exit": collection._process.poll(), "failure": collection.failure}))
+        """
+    )
+    assert report == {"exit": 0, "failure": None}
+    # What was pending at stop() was handed over and written before the process ended.
+    assert [row["correlationid"] for row in collected(tmp_path / "model_outputs")[0]["data"]] == [
+        "last"
+    ]
 
 
 def test_submissions_beyond_capacity_are_dropped_and_counted() -> None:
