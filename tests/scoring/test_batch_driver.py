@@ -543,3 +543,11 @@ def test_cli_helper_turns_errors_into_one_sentence(bundle: TrainedBundle, tmp_pa
         score_folder(bundle.path, inputs, tmp_path / "out.csv")
     with pytest.raises(MlopsError, match="registry recorded"):
         score_folder(bundle.path, inputs, tmp_path / "out.csv", "0" * 64)
+
+
+def test_batch_scoring_allocates_from_jemalloc() -> None:
+    # The pool whose footprint does not grow with the file (steady_memory_pool's docstring).
+    if "jemalloc" not in pa.supported_memory_backends():
+        pytest.skip("this pyarrow build has no jemalloc")
+    batch_driver.steady_memory_pool()
+    assert pa.default_memory_pool().backend_name == "jemalloc"
