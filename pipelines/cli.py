@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -130,11 +131,29 @@ app = typer.Typer(
 # passes cost ~10% of `mlops train`. A young generation of 10,000 objects keeps collecting
 # cycles, with a few MB more held at most.
 GC_YOUNG_THRESHOLD = 10_000
+# Even so, the full collections that the growing heap triggers scan everything imported so far,
+# again and again while a command imports its SDKs: ~0.35 s of `mlops train`, a quarter of
+# what it spends over its import floor (docs/performance.md). So the collector is off for a
+# command's first seconds, the imports, and back on after GC_DEFERRED_S for commands that run
+# longer; a short command ends before then.
+GC_DEFERRED_S = 5.0
+
+
+def defer_cycle_collection(seconds: float = GC_DEFERRED_S) -> threading.Timer | None:
+    """Switch the cyclic collector off now and back on after `seconds` (if it was on)."""
+    if not gc.isenabled():
+        return None
+    gc.disable()
+    timer = threading.Timer(seconds, gc.enable)
+    timer.daemon = True  # never keeps a finished command alive
+    timer.start()
+    return timer
 
 
 def main() -> None:
     """Console entry point: turn MlopsError into one red sentence and an exit code."""
     gc.set_threshold(GC_YOUNG_THRESHOLD)
+    defer_cycle_collection()
     from training.spec import SpecError
 
     try:

@@ -98,3 +98,21 @@ def test_the_probe_sees_an_sdk_import(tmp_path) -> None:
     """The check can fail: `mlops validate` reads the bundled data with pandas and sklearn."""
     imported = probe(["validate"], tmp_path)["imported"]
     assert set(imported) >= {"pandas", "sklearn"}  # type: ignore[arg-type]
+
+
+def test_the_cycle_collector_is_off_while_a_command_starts_and_on_again_after() -> None:
+    import gc
+
+    from pipelines.cli import defer_cycle_collection
+
+    assert gc.isenabled()
+    try:
+        timer = defer_cycle_collection(0.05)
+        assert timer is not None and not gc.isenabled()
+        timer.join(10)
+        assert gc.isenabled()
+        gc.disable()  # a collector someone switched off stays off
+        assert defer_cycle_collection(0.05) is None
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
