@@ -59,7 +59,7 @@ UPGRADE ?= 0
 locks: $(OPS_STAMP) ## Regenerate the environment locks (hashed pins) after editing a requirements.in or uv.lock
 	$(RUN) python -m pipelines.locks --uv "$(UV)" $(if $(filter 1,$(UPGRADE)),--upgrade,)
 
-bench: $(OPS_STAMP) scoring-env ## Every benchmark (start-up, batch, scoring, collection): one table, .mlops/benchmarks.json (~10 min)
+bench: $(OPS_STAMP) scoring-env ## Every benchmark (start-up, batch, scoring, collection, instructions): one table, .mlops/benchmarks.json (~10 min)
 	$(RUN) python tests/benchmarks/bench_all.py
 
 bench-scoring: $(OPS_STAMP) scoring-env ## Benchmark the scoring service and data collection against their limits (~4 min)

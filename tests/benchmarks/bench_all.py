@@ -3,7 +3,8 @@
     uv run python tests/benchmarks/bench_all.py [--json FILE] [--quick]
 
 Runs, in order: command start-up (bench_startup.py), batch scoring at 100k, 1M and 10M rows
-(bench_batch.py), and the scoring service with and without data collection (bench_scoring.py).
+(bench_batch.py), the scoring service with and without data collection (bench_scoring.py), and
+the instructions a request costs in process, counted by callgrind (bench_instructions.py).
 Each figure is compared with a baseline or limit measured in the same run (see each script's
 docstring). `--quick` runs shorter load points and smaller batch sizes, to check the
 benchmarks themselves; its figures are not the ones to report. Exit code 1 when a target is
@@ -21,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_batch
+import bench_instructions
 import bench_scoring
 import bench_startup
 from report import REPO_ROOT, missed, print_table, write_json
@@ -54,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows += scoring_rows
     durations["scoring"] = time.perf_counter() - mark
+
+    print("instructions per request (callgrind)", flush=True)
+    mark = time.perf_counter()
+    rows += bench_instructions.run(requests=20 if args.quick else bench_instructions.REQUESTS)
+    durations["instructions"] = time.perf_counter() - mark
 
     total = time.perf_counter() - started
     print_table(rows, f"make bench: every benchmark ({total / 60:.1f} min, {platform.node()})")

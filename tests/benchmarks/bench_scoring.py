@@ -1,6 +1,6 @@
 """Benchmark: scoring/score.py against a reference-style script, on the same inference server.
 
-    uv run python tests/benchmarks/bench_scoring.py [--duration 4] [--rounds 3] [--cold-runs 5]
+    uv run python tests/benchmarks/bench_scoring.py [--duration 3] [--rounds 5] [--cold-runs 5]
         [--workers 1] [--gunicorn-args ARGS] [--json FILE]
 
 Every side runs under the real `azmlinfsrv` from the scoring venv, bound to 127.0.0.1, with the
@@ -33,7 +33,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -43,7 +42,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import REPO_ROOT, Row, build_bundle, missed, print_table, ratio_row, write_json
+from report import (
+    REPO_ROOT,
+    Row,
+    build_bundle,
+    ensure_debian_tool,
+    missed,
+    paired_margin_row,
+    paired_row,
+    print_table,
+    ratio_row,
+    write_json,
+)
 
 from pipelines.scoring_env import (
     InferenceServer,
@@ -53,6 +63,7 @@ from pipelines.scoring_env import (
     stop_process,
     wait_healthy,
 )
+from scoring.collection import READY_MESSAGE as COLLECTION_READY
 from training.data import bundled_data
 from training.spec import load_spec
 
@@ -68,6 +79,8 @@ OUR_SCRIPT = REPO_ROOT / "scoring" / "score.py"
 FLOOR_SCRIPT = REPO_ROOT / "tests" / "benchmarks" / "floor" / "score.py"
 API_KEY = "benchmark-key-0123456789abcdef"
 CONCURRENCY = (1, 8, 32)
+DURATION_S = 3  # per load point: ~5,000 requests, plenty for a CPU-per-request figure
+ROUNDS = 5
 BIG_BATCH = 100
 
 
@@ -82,25 +95,8 @@ class Side:
     collect: bool = False
     points: tuple[str, ...] | None = None  # the load points measured (None: all)
     cold_starts_s: list[float] = field(default_factory=list)
-    load: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-def ensure_wrk() -> str:
-    """Path of wrk, installing the Debian package if needed (and allowed)."""
-    found = shutil.which("wrk")
-    if found:
-        return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        sys.exit("wrk is missing: install it (apt-get install wrk) and run the benchmark again")
-    print("installing wrk (apt-get) …", flush=True)
-    install = ["apt-get", "install", "-y", "-q", "wrk"]
-    if subprocess.run(install, check=False, capture_output=True).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
-        subprocess.run(install, check=True, capture_output=True)
-    found = shutil.which("wrk")
-    if not found:
-        sys.exit("wrk could not be installed")
-    return found
+    load: dict[str, dict[str, float]] = field(default_factory=dict)  # medians over rounds
+    rounds: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # each round
 
 
 def body(rows: int) -> bytes:
@@ -180,13 +176,28 @@ def _millis(text: str) -> float:
     return float(match.group(1)) * _UNIT[match.group(2)]
 
 
+def children(pid: int | str) -> list[str]:
+    """The pids of a process's children, whichever of its threads started them."""
+    return [
+        child
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+
+
 def worker_cpu_s(server: InferenceServer) -> float:
-    """CPU seconds used so far by the server's gunicorn workers (children of the master)."""
-    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    """CPU seconds used so far by the server's gunicorn workers and their children.
+
+    A worker's children are part of its cost: with collection on, each worker runs the
+    monitoring SDK in a child process (scoring/collection.py).
+    """
     total = 0
-    for pid in children:
+    pending = children(server.pid)
+    while pending:
+        pid = pending.pop()
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+        pending += children(pid)
     return total / os.sysconf("SC_CLK_TCK")
 
 
@@ -245,6 +256,22 @@ POINTS: tuple[tuple[str, int, int], ...] = (
 )
 
 
+def wait_collection_ready(server: InferenceServer, workers: int, timeout_s: float = 60) -> None:
+    """Until every worker logged that its data collection SDK is loaded.
+
+    The SDK (pandas, requests) loads on a background thread after init(), about a second of
+    imports competing with requests for the GIL: a one-time cost of a fresh worker, not what
+    collection costs a request, so the measurement starts after it.
+    """
+    deadline = time.monotonic() + timeout_s
+    while server.log_file.read_text(errors="replace").count(COLLECTION_READY) < workers:
+        if time.monotonic() > deadline:
+            sys.exit(
+                f"data collection did not become ready in {timeout_s:.0f} s; see {server.log_file}"
+            )
+        time.sleep(0.05)
+
+
 def load_tests(
     sides: list[Side],
     bundle: Path,
@@ -254,18 +281,24 @@ def load_tests(
     duration: int,
     rounds: int,
 ) -> None:
-    """All servers up at once; each load point runs side after side, round after round.
+    """Every round starts a fresh server per side; each load point runs side after side.
 
-    The machine may be shared: interleaving spreads any background noise over both sides, and
-    the median over rounds discards a disturbed run.
+    The machine is shared and noisy in two ways. Its speed drifts: interleaving spreads that
+    over every side, and the median over rounds discards a disturbed run. And one process of
+    the same code can cost 10-15% more per request than the next for its whole life (where
+    its memory landed decides how it uses the caches; seen here as collection on costing less
+    than collection off): new processes every round make each side's median one over several
+    processes, not the luck of one.
     """
-    servers = [start(side, bundle, state, settings, "load") for side in sides]
     samples: dict[tuple[str, str], list[dict[str, float]]] = {}
-    try:
-        for side, server in zip(sides, servers, strict=True):
-            wait_healthy(server.url, 120, server)
-            wrk_run(wrk, server, side, 1, 8, 1, state)  # warm-up, discarded
-        for round_ in range(rounds):
+    for round_ in range(rounds):
+        servers = [start(side, bundle, state, settings, f"load{round_}") for side in sides]
+        try:
+            for side, server in zip(sides, servers, strict=True):
+                wait_healthy(server.url, 120, server)
+                if side.collect:
+                    wait_collection_ready(server, settings.workers)
+                wrk_run(wrk, server, side, 1, 8, 1, state)  # warm-up, discarded
             for point, rows, connections in POINTS:
                 for side, server in zip(sides, servers, strict=True):
                     if side.points is not None and point not in side.points:
@@ -279,11 +312,12 @@ def load_tests(
                         f"  cpu {result['cpu_ms_per_request']:.3f} ms/req",
                         flush=True,
                     )
-    finally:
-        for server in servers:
-            stop_process(server)
+        finally:
+            for server in servers:
+                stop_process(server)
     for (name, point), results in samples.items():
         side = next(side for side in sides if side.name == name)
+        side.rounds[point] = results
         side.load[point] = {
             key: statistics.median(result[key] for result in results) for key in results[0]
         }
@@ -301,29 +335,29 @@ def report(sides: list[Side]) -> list[Row]:
     def cold(side: Side) -> float:
         return statistics.median(side.cold_starts_s)
 
+    def paired(metric: str, side: Side, reference: Side, point: str, key: str, unit: str,
+               name: str, **bound: float) -> Row:  # fmt: skip
+        return paired_row(
+            metric.split(":")[0], metric.split(":", 1)[1],
+            [result[key] for result in side.rounds[point]], unit,
+            [result[key] for result in reference.rounds[point]], name, **bound,
+        )  # fmt: skip
+
     rows = [
-        ratio_row("scoring", "cold start (median)", cold(ours), "s", cold(base),
-                  "reference-style script", at_most=0.5),
-        Row("scoring", "cold start vs the floor", cold(ours), "s", cold(floor),
-            "do-nothing floor script", f"≤ floor + {COLD_START_MARGIN_S} s",
-            cold(ours) <= cold(floor) + COLD_START_MARGIN_S),
-        ratio_row("scoring", "worker CPU per request, 1 row, c=8",
-                  ours.load["c8"]["cpu_ms_per_request"], "ms",
-                  floor.load["c8"]["cpu_ms_per_request"], "do-nothing floor script",
-                  at_most=1.10),
-        ratio_row("scoring", "worker CPU per request, 100 rows, c=8",
-                  ours.load["rows100_c8"]["cpu_ms_per_request"], "ms",
-                  floor.load["rows100_c8"]["cpu_ms_per_request"], "do-nothing floor script",
-                  at_most=1.25),
-        ratio_row("collection", "requests/s, 1 row, c=8, collection on",
-                  collecting.load["c8"]["requests_per_s"], "req/s",
-                  ours.load["c8"]["requests_per_s"], "ours, collection off", at_least=0.85),
-        ratio_row("collection", "p99, 1 row, c=8, collection on",
-                  collecting.load["c8"]["p99_ms"], "ms", ours.load["c8"]["p99_ms"],
-                  "ours, collection off", at_most=1.25),
-        ratio_row("collection", "worker CPU per request, collection on",
-                  collecting.load["c8"]["cpu_ms_per_request"], "ms",
-                  ours.load["c8"]["cpu_ms_per_request"], "ours, collection off"),
+        paired_row("scoring", "cold start (median)", ours.cold_starts_s, "s",
+                   base.cold_starts_s, "reference-style script", at_most=0.5),
+        paired_margin_row("scoring", "cold start vs the floor", ours.cold_starts_s, "s",
+                          floor.cold_starts_s, "do-nothing floor script", COLD_START_MARGIN_S),
+        paired("scoring:worker CPU per request, 1 row, c=8", ours, floor, "c8",
+               "cpu_ms_per_request", "ms", "do-nothing floor script", at_most=1.10),
+        paired("scoring:worker CPU per request, 100 rows, c=8", ours, floor, "rows100_c8",
+               "cpu_ms_per_request", "ms", "do-nothing floor script", at_most=1.25),
+        paired("collection:requests/s, 1 row, c=8, collection on", collecting, ours, "c8",
+               "requests_per_s", "req/s", "ours, collection off", at_least=0.85),
+        paired("collection:p99, 1 row, c=8, collection on", collecting, ours, "c8",
+               "p99_ms", "ms", "ours, collection off", at_most=1.25),
+        paired("collection:worker CPU per request, collection on", collecting, ours, "c8",
+               "cpu_ms_per_request", "ms", "ours, collection off"),
         ratio_row("collection", "cold start, collection on", cold(collecting), "s", cold(ours),
                   "ours, collection off"),
     ]  # fmt: skip
@@ -355,14 +389,14 @@ def report(sides: list[Side]) -> list[Row]:
 
 
 def run(
-    duration: int = 4,
-    rounds: int = 3,
+    duration: int = DURATION_S,
+    rounds: int = ROUNDS,
     cold_runs: int = 5,
     settings: ServerSettings | None = None,
 ) -> tuple[list[Row], list[Side]]:
     """Every side's cold starts and load points; the rows of the table and the raw sides."""
     settings = settings or ServerSettings()
-    wrk = ensure_wrk()
+    wrk = ensure_debian_tool("wrk")
     ensure_scoring_env()
     with tempfile.TemporaryDirectory(prefix="bench-scoring-") as scratch:
         state = Path(scratch)
@@ -393,8 +427,8 @@ def run(
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; exit 1 if a target is missed."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=4, help="seconds per load point")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of every load point")
+    parser.add_argument("--duration", type=int, default=DURATION_S, help="seconds per load point")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="rounds (fresh servers each)")
     parser.add_argument("--cold-runs", type=int, default=5, help="server starts per side")
     parser.add_argument("--workers", type=int, default=1, help="WORKER_COUNT for every side")
     parser.add_argument(

@@ -9,6 +9,10 @@ ratio (or, where the issue says so, on the value itself).
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import statistics
+import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,9 +34,16 @@ class Row:
     reference_name: str = ""
     target: str = ""  # a bound on the ratio or on the value, as printed
     passed: bool | None = None  # None: a figure without a target
+    # The median of per-round ratios, where the two sides ran back to back in every round:
+    # steadier than the ratio of the two medians when the machine's speed drifts.
+    paired_ratio: float | None = None
+    # For a target on value - reference ("≤ floor + 0.15 s"): the median of per-run differences.
+    paired_difference: float | None = None
 
     @property
     def ratio(self) -> float | None:
+        if self.paired_ratio is not None:
+            return self.paired_ratio
         if self.reference is None or self.reference == 0:
             return None
         return self.value / self.reference
@@ -51,13 +62,57 @@ def ratio_row(
 ) -> Row:
     """A row whose target bounds value / reference."""
     ratio = value / reference if reference else float("nan")
+    target, passed = _ratio_target(ratio, at_most, at_least)
+    return Row(area, metric, value, unit, reference, reference_name, target, passed)
+
+
+def _ratio_target(
+    ratio: float, at_most: float | None, at_least: float | None
+) -> tuple[str, bool | None]:
+    """The target as printed and whether the ratio meets it (None: no target)."""
     if at_most is not None:
-        return Row(area, metric, value, unit, reference, reference_name, f"≤ {at_most}×",
-                   ratio <= at_most)  # fmt: skip
+        return f"≤ {at_most}×", ratio <= at_most
     if at_least is not None:
-        return Row(area, metric, value, unit, reference, reference_name, f"≥ {at_least}×",
-                   ratio >= at_least)  # fmt: skip
-    return Row(area, metric, value, unit, reference, reference_name)
+        return f"≥ {at_least}×", ratio >= at_least
+    return "", None
+
+
+def paired_row(
+    area: str,
+    metric: str,
+    values: list[float],
+    unit: str,
+    references: list[float],
+    reference_name: str,
+    *,
+    at_most: float | None = None,
+    at_least: float | None = None,
+) -> Row:
+    """A row whose target bounds the median of value_i / reference_i over paired rounds.
+
+    Value and reference shown are each side's median; the ratio is the median of the rounds'
+    own ratios (each round ran both sides back to back).
+    """
+    ratio = statistics.median(v / r for v, r in zip(values, references, strict=True) if r)
+    target, passed = _ratio_target(ratio, at_most, at_least)
+    return Row(area, metric, statistics.median(values), unit, statistics.median(references),
+               f"{reference_name} (paired rounds)", target, passed, ratio)  # fmt: skip
+
+
+def paired_margin_row(
+    area: str,
+    metric: str,
+    values: list[float],
+    unit: str,
+    references: list[float],
+    reference_name: str,
+    margin: float,
+) -> Row:
+    """A row whose target bounds the median of value_i - reference_i over paired runs."""
+    difference = statistics.median(v - r for v, r in zip(values, references, strict=True))
+    return Row(area, metric, statistics.median(values), unit, statistics.median(references),
+               f"{reference_name} (paired runs)", f"≤ reference + {margin} {unit}",
+               difference <= margin, paired_difference=difference)  # fmt: skip
 
 
 def _number(value: float | None) -> str:
@@ -81,6 +136,8 @@ def print_table(rows: list[Row], title: str) -> None:
     print("-" * len(header))
     for row in rows:
         ratio = "" if row.ratio is None else f"{row.ratio:.2f}×"
+        if row.paired_difference is not None:
+            ratio = f"{row.paired_difference:+.2f}"
         verdict = {True: "yes", False: "NO", None: ""}[row.passed]
         print(
             f"{row.area:<10} {row.metric:<46} {_number(row.value) + ' ' + row.unit:>12} "
@@ -113,6 +170,27 @@ def build_bundle(dest: Path) -> str:
     split = split_data(bundled_data(spec), config)
     model = train_model(split.x_train, split.y_train, config)
     return write_bundle(model, dest, golden_sample(model, split, config), spec)
+
+
+def ensure_debian_tool(command: str) -> str:
+    """Path of a command from the Debian package of the same name, installed if needed.
+
+    apt-get runs only as root; otherwise the message says what to install.
+    """
+    found = shutil.which(command)
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        sys.exit(f"{command} is missing: install it (apt-get install {command}) and run again")
+    print(f"installing {command} (apt-get) …", flush=True)
+    install = ["apt-get", "install", "-y", "-q", command]
+    if subprocess.run(install, check=False, capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
+        subprocess.run(install, check=True, capture_output=True)
+    found = shutil.which(command)
+    if not found:
+        sys.exit(f"{command} could not be installed")
+    return found
 
 
 def missed(rows: list[Row]) -> list[str]:
