@@ -92,9 +92,9 @@ RUN_FAILED_HEADER = "x-ms-run-function-failed"
 # Results of this many values or more are written here by orjson and returned as a Response;
 # smaller ones go back as a dict for the server's json.dumps (~0.6 µs a value), the cheaper
 # path below it: a returned Response costs the server a LogRecord (filtered, see init()).
-# Instructions a request, through the server's app (callgrind, bench_instructions.py): 2 values
-# 1.095M as a dict, 1.117M written; 4 values 1.121M both; 8 values 1.171M and 1.151M; 16 values
-# 1.295M and 1.197M.
+# Instructions a request through the server's app (callgrind): the same at 4 values (1.121M),
+# the dict cheaper below (2 values: 1.095M against 1.117M written), the written answer cheaper
+# above (16 values: ~1.20M against ~1.29M; tests/benchmarks/bench_instructions.py).
 _WRITE_RESULT_FROM = 4
 _MAX_REQUEST_ID = 100  # the server answers 431 above this, before run() is called
 _CHUNK = 64 * 1024
