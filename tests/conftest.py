@@ -26,7 +26,13 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """The real CLI entry point in-process: (exit code, stdout, stderr)."""
     capsys.readouterr()
-    with patch.object(sys, "argv", ["mlops", *args]):
+    # main() tunes the process's cyclic collector for a short-lived command (pipelines/cli.py);
+    # the test process keeps its own settings, so no test depends on which tests ran before.
+    with (
+        patch.object(sys, "argv", ["mlops", *args]),
+        patch("pipelines.cli.defer_cycle_collection"),
+        patch("pipelines.cli.gc.set_threshold"),
+    ):
         try:
             main()
             code = 0
