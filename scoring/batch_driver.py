@@ -53,7 +53,13 @@ import pyarrow.csv as pa_csv  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from scoring.model_bundle import expected_digest_from_env  # noqa: E402
-from scoring.runtime import LoadedModel, ModelLoadError, load_model, model_dir_from_env  # noqa: E402
+from scoring.runtime import (  # noqa: E402
+    LoadedModel,
+    ModelLoadError,
+    load_model,
+    model_dir_from_env,
+    quiet_numpy,
+)
 from scoring.schema import (  # noqa: E402
     BAD_REQUEST,
     MIN_ROWS,
@@ -397,9 +403,10 @@ def _first_unparsable(values: pa.Array) -> int | None:
 def predict_chunk(model: LoadedModel, chunk: Chunk, source: str) -> np.ndarray:
     """The chunk's outputs, one row per input row; InputError naming a row that is not finite."""
     try:
-        return model.score(chunk.matrix).reshape(len(chunk.matrix), -1)
+        with quiet_numpy():
+            return model.score(chunk.matrix).reshape(len(chunk.matrix), -1)
     except InputError:
-        with np.errstate(all="ignore"):
+        with quiet_numpy():
             outputs = np.asarray(model.predict(chunk.matrix), dtype=np.float64)
         finite = np.isfinite(outputs.reshape(len(chunk.matrix), -1)).all(axis=1)
         row = chunk.first_row + int(np.argmin(finite)) + 1

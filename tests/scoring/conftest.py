@@ -66,7 +66,9 @@ def load_script(
         score.init()
         return score
 
+    numpy_errors = np.geterr()  # init() sets the worker's for its life; the tests keep theirs
     yield load
+    np.seterr(**numpy_errors)
     service = score._service
     if service is not None and service.collection is not None:
         service.collection.stop()

@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -244,6 +245,25 @@ def test_predictions_equal_scikit_learn(scorer: Any, bundle: TrainedBundle) -> N
     assert code == 200
     assert set(payload) == {"result"}
     np.testing.assert_allclose(payload["result"], bundle.expected(rows), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows", [1, 40], ids=["one row", "40 rows"])
+def test_an_overflowing_prediction_is_a_400_and_numpy_warns_nothing(
+    scorer: Any, bundle: TrainedBundle, rows: int
+) -> None:
+    """Absurd inputs overflow both examples (the classifier's standardised inputs become
+    infinities, and their weighted sum NaN): 400 naming the row, and no RuntimeWarning (init()
+    silences numpy's floating-point warnings for the worker). 40 rows take ndarray.sum(), one
+    row the Python floats' sum."""
+    huge = [[0.01] * bundle.n_features] * (rows - 1) + [[1.5e308] * bundle.n_features]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code, payload, _ = call(scorer, rows_body(huge))
+    assert code == 400
+    assert payload == {
+        "message": f"the prediction for row {rows - 1} is not a finite number; its inputs "
+        "are far outside the range the model was trained on"
+    }
 
 
 def test_integers_chunked_bodies_and_charset_are_accepted(
