@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import REPO_ROOT, Row, build_bundle, missed, print_table, ratio_row, write_json
+from report import REPO_ROOT, Row, build_bundle, finish, ratio_row
 
 DEFAULT_SIZES = (100_000, 1_000_000, 10_000_000)
 TARGET_ROWS = 1_000_000
@@ -200,10 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sizes = tuple(int(size) for size in args.sizes.split(","))
     rows = run(sizes)
-    print_table(rows, "Batch scoring benchmark")
-    if args.json:
-        write_json(rows, args.json, benchmark="batch", sizes=list(sizes))
-    return 1 if missed(rows) else 0
+    return finish(rows, "Batch scoring benchmark", args.json, benchmark="batch", sizes=list(sizes))
 
 
 if __name__ == "__main__":

@@ -39,9 +39,8 @@ from report import (
     Row,
     build_bundle,
     ensure_debian_tool,
-    print_table,
+    finish,
     ratio_row,
-    write_json,
 )
 
 from pipelines.scoring_env import ensure_scoring_env, venv_python
@@ -144,10 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     rows = run(args.requests)
-    print_table(rows, f"Instructions per request (callgrind, {args.requests} requests)")
-    if args.json:
-        write_json(rows, args.json, benchmark="instructions", requests=args.requests)
-    return 0
+    title = f"Instructions per request (callgrind, {args.requests} requests)"
+    return finish(rows, title, args.json, benchmark="instructions", requests=args.requests)
 
 
 if __name__ == "__main__":

@@ -47,12 +47,10 @@ from report import (
     Row,
     build_bundle,
     ensure_debian_tool,
-    missed,
+    finish,
     paired_margin_row,
     paired_row,
-    print_table,
     ratio_row,
-    write_json,
 )
 
 from pipelines.scoring_env import (
@@ -438,22 +436,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = ServerSettings(args.workers, args.gunicorn_args)
     rows, sides = run(args.duration, args.rounds, args.cold_runs, settings)
-    print_table(
-        rows,
+    title = (
         f"Scoring benchmark: {settings.describe()}, medians of {args.rounds} rounds of "
-        f"{args.duration} s per load point, loopback",
+        f"{args.duration} s per load point, loopback"
     )
-    if args.json:
-        write_json(
-            rows, args.json, benchmark="scoring", workers=settings.workers,
-            gunicorn_args=settings.gunicorn_args, duration_s=args.duration, rounds=args.rounds,
-            cold_runs=args.cold_runs,
-            sides=[
-                asdict(side) | {"entry_script": str(side.entry_script.relative_to(REPO_ROOT))}
-                for side in sides
-            ],
-        )  # fmt: skip
-    return 1 if missed(rows) else 0
+    return finish(
+        rows, title, args.json, benchmark="scoring", workers=settings.workers,
+        gunicorn_args=settings.gunicorn_args, duration_s=args.duration, rounds=args.rounds,
+        cold_runs=args.cold_runs,
+        sides=[
+            asdict(side) | {"entry_script": str(side.entry_script.relative_to(REPO_ROOT))}
+            for side in sides
+        ],
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

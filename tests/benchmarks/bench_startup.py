@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import REPO_ROOT, Row, missed, paired_margin_row, print_table, write_json
+from report import REPO_ROOT, Row, finish, paired_margin_row
 
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
 QUICK_LIMIT_S = 0.5
@@ -98,10 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     rows = run(args.runs)
-    print_table(rows, f"Command start-up benchmark (median of {args.runs} runs)")
-    if args.json:
-        write_json(rows, args.json, benchmark="start-up", runs=args.runs)
-    return 1 if missed(rows) else 0
+    title = f"Command start-up benchmark (median of {args.runs} runs)"
+    return finish(rows, title, args.json, benchmark="start-up", runs=args.runs)
 
 
 if __name__ == "__main__":

@@ -151,7 +151,7 @@ def write_json(rows: list[Row], path: Path, **context: object) -> None:
     document = {
         **context,
         "rows": [asdict(row) | {"ratio": row.ratio} for row in rows],
-        "missed": [f"{row.area}: {row.metric}" for row in rows if row.passed is False],
+        "missed": missed(rows),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n")
@@ -195,3 +195,11 @@ def ensure_debian_tool(command: str) -> str:
 
 def missed(rows: list[Row]) -> list[str]:
     return [f"{row.area}: {row.metric}" for row in rows if row.passed is False]
+
+
+def finish(rows: list[Row], title: str, json_path: Path | None, **context: object) -> int:
+    """A benchmark script's end: the table, the JSON file if asked, exit 1 if a target missed."""
+    print_table(rows, title)
+    if json_path:
+        write_json(rows, json_path, **context)
+    return 1 if missed(rows) else 0
