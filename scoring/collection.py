@@ -188,7 +188,6 @@ class DataCollection:
         self.ready = threading.Event()
         self.failure: str | None = None
         self.dropped = 0
-        self._errors_seen: set[str] = set()
 
     def start(self) -> None:
         """Start the collection process and the thread that feeds it."""
@@ -240,13 +239,6 @@ class DataCollection:
         if process is not None and process.poll() is None:
             process.kill()
             process.wait()
-
-    def on_error(self, message: str) -> None:
-        """A problem the SDK reported (its on_error): logged once each, never raised."""
-        if message in self._errors_seen or len(self._errors_seen) >= _MAX_DISTINCT_ERRORS:
-            return
-        self._errors_seen.add(message)
-        _LOG.warning("data collection problem (logged once): %s", message)
 
     def _fail(self, reason: str) -> None:
         if self.failure is None and not self._stopping:
@@ -342,8 +334,8 @@ class DataCollection:
                 self._wake.set()  # requests submitted while it loaded go now
             elif kind == "failed":
                 self._fail(message[1])
-            elif kind == "error":
-                self.on_error(message[1])
+            elif kind == "error":  # each distinct problem once (the process sends it once)
+                _LOG.warning("data collection problem (logged once): %s", message[1])
         replies.close()
         process = self._process
         code = process.wait() if process is not None else None
@@ -378,10 +370,11 @@ _CODE_ROOT = Path(__file__).resolve().parent.parent
 _SDK_IDLE_WAIT_S = 10.0
 
 
-def _wait_until_sent(sdk_queue: Any, timeout_s: float) -> None:
+def _wait_for_sdk_queue(sdk_queue: Any, at_most: int, timeout_s: float) -> None:
+    """Until the SDK's payload queue holds at most `at_most` payloads, or `timeout_s` passed."""
     deadline = time.monotonic() + timeout_s
-    while sdk_queue is not None and sdk_queue.length() > 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    while sdk_queue is not None and sdk_queue.length() > at_most and time.monotonic() < deadline:
+        time.sleep(0.002)
 
 
 def _process_main(from_parent: int, to_parent: int) -> None:
@@ -436,18 +429,15 @@ def _process_main(from_parent: int, to_parent: int) -> None:
         if kind == "stop":
             break
         if kind == "sync":
-            _wait_until_sent(sdk_queue, _SDK_IDLE_WAIT_S)
+            _wait_for_sdk_queue(sdk_queue, 0, _SDK_IDLE_WAIT_S)
             outbox.send(("synced",))
             continue
         _, inputs, predictions, ids, payload_id, requests = message
         try:
-            # Backpressure: the SDK drops payloads when its own queue (1500) is full.
+            # Backpressure: the SDK drops payloads when its own queue (1500) is full; room for
+            # this message's two payloads.
             if sdk_queue is not None:
-                deadline = time.monotonic() + 5
-                while sdk_queue.length() >= sdk_queue.capacity() - 2:
-                    if time.monotonic() > deadline:
-                        break
-                    time.sleep(0.002)
+                _wait_for_sdk_queue(sdk_queue, sdk_queue.capacity() - 3, 5)
             context = BasicCorrelationContext(id=payload_id)
             frame = pd.DataFrame(inputs, columns=columns)
             frame[CORRELATION_COLUMN] = ids
@@ -458,7 +448,7 @@ def _process_main(from_parent: int, to_parent: int) -> None:
         except Exception as error:
             report(error)
         outbox.send(("done", requests))
-    _wait_until_sent(sdk_queue, _SDK_IDLE_WAIT_S)
+    _wait_for_sdk_queue(sdk_queue, 0, _SDK_IDLE_WAIT_S)
     with contextlib.suppress(Exception):  # the SDK's own flush: its sender finishes the last one
         from azureml.ai.monitoring.init import teardown
 

@@ -206,6 +206,35 @@ def test_a_collection_process_that_dies_switches_collection_off_and_nothing_else
 
 
 @pytest.mark.integration
+def test_a_collection_problem_is_logged_once_and_scoring_goes_on(tmp_path: Path) -> None:
+    # Rows 4 values wide against 10 feature names: the process's DataFrame fails for each batch.
+    report = run_in_scoring_env(
+        ready_collection(tmp_path)
+        + """
+        import io, logging
+        log = io.StringIO()
+        logging.getLogger("azmlinfsrv.score.collection").addHandler(logging.StreamHandler(log))
+        for batch in range(3):
+            collection.submit(np.zeros((1, 4)), np.zeros(1), f"narrow-{batch}")
+            assert collection.flush(10)
+        collection.submit(np.zeros((1, 10)), np.zeros(1), "right")
+        flushed = collection.flush(10)
+        collection.stop()
+        problems = [line for line in log.getvalue().splitlines() if "problem" in line]
+        print(json.dumps({"problems": problems, "flushed": flushed,
+                          "failure": collection.failure}))
+        """
+    )
+    assert report["flushed"] is True and report["failure"] is None
+    problems = report["problems"]
+    assert isinstance(problems, list) and len(problems) == 1
+    assert problems[0].startswith("data collection problem (logged once): ValueError")
+    assert [row["correlationid"] for row in collected(tmp_path / "model_outputs")[0]["data"]] == [
+        "right"
+    ]
+
+
+@pytest.mark.integration
 def test_stop_ends_the_collection_process(tmp_path: Path) -> None:
     report = run_in_scoring_env(
         ready_collection(tmp_path)
