@@ -18,6 +18,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -25,7 +26,7 @@ import bench_batch
 import bench_instructions
 import bench_scoring
 import bench_startup
-from report import REPO_ROOT, missed, print_table, write_json
+from report import REPO_ROOT, Row, missed, print_table, write_json
 
 DEFAULT_JSON = REPO_ROOT / ".mlops" / "benchmarks.json"
 
@@ -38,29 +39,35 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     durations: dict[str, float] = {}
 
-    print("command start-up", flush=True)
-    mark = time.perf_counter()
-    rows = bench_startup.run(runs=2 if args.quick else 5)
-    durations["start-up"] = time.perf_counter() - mark
-
-    print("batch scoring", flush=True)
-    mark = time.perf_counter()
-    sizes = (10_000, 100_000) if args.quick else bench_batch.DEFAULT_SIZES
-    rows += bench_batch.run(sizes)
-    durations["batch"] = time.perf_counter() - mark
-
-    print("scoring service and data collection", flush=True)
-    mark = time.perf_counter()
-    scoring_rows, _ = (
-        bench_scoring.run(duration=1, rounds=1, cold_runs=1) if args.quick else bench_scoring.run()
+    quick = args.quick
+    parts: tuple[tuple[str, str, Callable[[], list[Row]]], ...] = (
+        ("start-up", "command start-up", lambda: bench_startup.run(runs=2 if quick else 5)),
+        (
+            "batch",
+            "batch scoring",
+            lambda: bench_batch.run((10_000, 100_000) if quick else bench_batch.DEFAULT_SIZES),
+        ),
+        (
+            "scoring",
+            "scoring service and data collection",
+            lambda: (
+                bench_scoring.run(duration=1, rounds=1, cold_runs=1)
+                if quick
+                else bench_scoring.run()
+            )[0],
+        ),
+        (
+            "instructions",
+            "instructions per request (callgrind)",
+            lambda: bench_instructions.run(requests=20 if quick else bench_instructions.REQUESTS),
+        ),
     )
-    rows += scoring_rows
-    durations["scoring"] = time.perf_counter() - mark
-
-    print("instructions per request (callgrind)", flush=True)
-    mark = time.perf_counter()
-    rows += bench_instructions.run(requests=20 if args.quick else bench_instructions.REQUESTS)
-    durations["instructions"] = time.perf_counter() - mark
+    rows: list[Row] = []
+    for key, title, run in parts:
+        print(title, flush=True)
+        mark = time.perf_counter()
+        rows += run()
+        durations[key] = time.perf_counter() - mark
 
     total = time.perf_counter() - started
     print_table(rows, f"make bench: every benchmark ({total / 60:.1f} min, {platform.node()})")

@@ -257,9 +257,9 @@ POINTS: tuple[tuple[str, int, int], ...] = (
 def wait_collection_ready(server: InferenceServer, workers: int, timeout_s: float = 60) -> None:
     """Until every worker logged that its data collection SDK is loaded.
 
-    The SDK (pandas, requests) loads on a background thread after init(), about a second of
-    imports competing with requests for the GIL: a one-time cost of a fresh worker, not what
-    collection costs a request, so the measurement starts after it.
+    The SDK (pandas, requests) loads in each worker's collection process after init(), about a
+    second of imports competing with requests for the CPU: a one-time cost of a fresh worker,
+    not what collection costs a request, so the measurement starts after it.
     """
     deadline = time.monotonic() + timeout_s
     while server.log_file.read_text(errors="replace").count(COLLECTION_READY) < workers:
