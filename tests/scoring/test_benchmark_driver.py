@@ -1,7 +1,11 @@
-"""The instruction benchmark's driver still drives the real server's app (bench_instructions.py)."""
+"""The instruction benchmark's driver still drives the real server's app (bench_instructions.py).
+
+It counts under callgrind, and with --time-batches reports the least CPU time per request.
+"""
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -19,6 +23,7 @@ DRIVER = REPO_ROOT / "tests" / "benchmarks" / "wsgi_driver.py"
     [
         ("tests/benchmarks/floor/score.py", []),
         ("scoring/score.py", ["--api-key", "benchmark-key-0123456789abcdef", "--write-from", "1"]),
+        ("scoring/score.py", ["--simdjson-from", "0", "--time-batches"]),
     ],
 )
 def test_the_driver_gets_200s_from_the_servers_app(
@@ -31,3 +36,7 @@ def test_the_driver_gets_200s_from_the_servers_app(
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    timed = re.search(r"CPU per request: ([\d.]+) us", done.stderr)
+    assert (timed is not None) is ("--time-batches" in options)
+    if timed:
+        assert float(timed.group(1)) > 0

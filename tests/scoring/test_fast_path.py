@@ -1,15 +1,18 @@
-"""The fast request path (orjson, checks in C) answers exactly what the reference path answers.
+"""The fast request path (orjson or simdjson) answers exactly what the reference path answers.
 
 `scoring.schema.parse_request_body` takes `fast_rows` for well-formed requests and the standard
 library's decoder (`parse_request_body_reference`) for everything else and for every message.
-These tests feed both the same bodies, well-formed and broken, and require the same matrix or
-the same error; and they require the fast path to really take the common requests, so that the
+`fast_rows` reads small bodies with orjson and larger ones with simdjson; the tests that take
+the `parser` fixture run once with each parser taking every body. They feed the fast and the
+reference path the same bodies, well-formed and broken, and require the same matrix or the
+same error; and they require the fast path to really take the common requests, so that the
 comparison is not between the reference path and itself.
 """
 
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -37,6 +40,15 @@ CONTRACT = ModelContract(
     title="test",
 )
 MAX_ROWS = 5
+PARSERS = ("orjson", "simdjson")
+
+
+@pytest.fixture(params=PARSERS)
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """fast_rows with one parser taking every body, whatever its size."""
+    simdjson_from = 0 if request.param == "simdjson" else 2**62
+    monkeypatch.setattr(schema, "_SIMDJSON_FROM_BYTES", simdjson_from)
+    return str(request.param)
 
 
 def outcome(parse: Any, body: bytes) -> tuple[str, Any]:
@@ -54,8 +66,9 @@ WELL_FORMED = [
     b'{"data": [[1, 2, 3]]}',  # integers
     b'{"data": [[1, 2.5, -0]]}',  # integers and floats mixed, negative zero
     b'{"data": [[-0.0, 0.0, 1E5], [1e+5, 2.5E-300, 1.7976931348623157e308]]}',
+    # 64-bit integers, rounded to the nearest double (2**53 + 1 to 2**53) as float() rounds them
     b'{"data": [[9007199254740993, 18446744073709551615, -9223372036854775808]]}',
-    b'{"data": [[123456789012345678901234567890, 1, 2]]}',  # beyond 64 bits: a float in both
+    b'{"data": [[1e-400, -1e-400, 4.9e-324]]}',  # underflow to (negative) zero, subnormal
     b'\n { "data" :\n[ [1,2,3] ,[4,5,6] ] }\r\n',  # whitespace anywhere
     b'{"data": [[1, 2, 3], [4, 5, 6], [7, 8, 9], [1, 1, 1], [0, 0, 0]]}',  # max rows
 ]
@@ -77,7 +90,12 @@ REFERENCE_ONLY = [
     b'{"data": [["1.5", 2, 3]]}',  # a number in a string
     b'{"data": [[{"v": 1}, 2, 3]]}',
     b'{"data": [[[1], 2, 3]]}',  # a nested list
-    b'{"data": [[[1], [2], [3]]]}',  # nested lists of equal shape
+    # Nested lists a row's length and the count of its numbers cannot tell from numbers:
+    b'{"data": [[[1], [2], [3]]]}',
+    b'{"data": [[1, 2, 3], [4, [5], 6]]}',
+    b'{"data": [[[], 1, [2, 3]]]}',
+    b'{"data": [[1, 2, 3], [[4, 5, 6]]]}',
+    b'{"data": [[1, 2, 3], 4]}',
     b'{"data": [[1, 2]]}',  # a value missing
     b'{"data": [[1, 2, 3, 4]]}',  # a value too many
     b'{"data": [[1, 2, 3], [1, 2]]}',  # ragged
@@ -102,18 +120,50 @@ REFERENCE_ONLY = [
 ]
 
 
+# Integers beyond 64 bits: orjson reads them as the float they convert to; simdjson refuses
+# them, and the reference path converts them itself.
+BEYOND_64_BITS = [
+    b'{"data": [[123456789012345678901234567890, 1, 2]]}',
+    b'{"data": [[18446744073709551616, 1, 2]]}',
+    b'{"data": [[-9223372036854775809, 1, 2]]}',
+]
+
+
 @pytest.mark.parametrize("body", WELL_FORMED)
 def test_the_fast_path_takes_well_formed_requests_and_gives_the_references_matrix(
-    body: bytes,
+    parser: str, body: bytes
 ) -> None:
     assert fast_rows(body, MAX_ROWS, N) is not None
     assert outcome(parse_request_body, body) == outcome(parse_request_body_reference, body)
 
 
 @pytest.mark.parametrize("body", REFERENCE_ONLY)
-def test_the_fast_path_leaves_every_other_body_to_the_reference_path(body: bytes) -> None:
+def test_the_fast_path_leaves_every_other_body_to_the_reference_path(
+    parser: str, body: bytes
+) -> None:
     assert fast_rows(body, MAX_ROWS, N) is None
     assert outcome(parse_request_body, body) == outcome(parse_request_body_reference, body)
+
+
+@pytest.mark.parametrize("body", BEYOND_64_BITS)
+def test_integers_beyond_64_bits_get_the_references_float_from_either_parser(
+    parser: str, body: bytes
+) -> None:
+    assert (fast_rows(body, MAX_ROWS, N) is not None) is (parser == "orjson")
+    assert outcome(parse_request_body, body) == outcome(parse_request_body_reference, body)
+
+
+def test_small_bodies_are_read_by_orjson_and_large_ones_by_simdjson(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    taken: list[str] = []
+    monkeypatch.setattr(schema, "rows_by_orjson", lambda *args: taken.append("orjson"))
+    monkeypatch.setattr(schema, "rows_by_simdjson", lambda *args: taken.append("simdjson"))
+    for rows in (1, 2, 500):
+        fast_rows(json.dumps({"data": [[0.25, 0.5, 0.75]] * rows}).encode(), None, N)
+    small, large = len(b'{"data": [[0.25, 0.5, 0.75]]}'), schema._SIMDJSON_FROM_BYTES
+    assert small < large < len(json.dumps({"data": [[0.25, 0.5, 0.75]] * 500}))
+    assert taken == ["orjson", "orjson", "simdjson"]
 
 
 _VALUES = st.one_of(
@@ -138,21 +188,30 @@ _DOCUMENTS = st.one_of(
 )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# The parser fixture sets one module attribute for the whole test, the same for every example.
+_ONE_FIXTURE_FOR_ALL_EXAMPLES = [HealthCheck.function_scoped_fixture]
+
+
+@settings(
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, *_ONE_FIXTURE_FOR_ALL_EXAMPLES],
+)
 @given(document=_DOCUMENTS, indent=st.sampled_from([None, 0, 2]))
 def test_any_document_gets_the_same_answer_from_both_paths(
-    document: Any, indent: int | None
+    parser: str, document: Any, indent: int | None
 ) -> None:
     body = json.dumps(document, indent=indent).encode()
     assert outcome(parse_request_body, body) == outcome(parse_request_body_reference, body)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=_ONE_FIXTURE_FOR_ALL_EXAMPLES)
 @given(
     rows=st.lists(
         st.lists(
             st.one_of(
-                st.floats(allow_nan=False, allow_infinity=False), st.integers(-(2**64), 2**64)
+                st.floats(allow_nan=False, allow_infinity=False),
+                st.integers(-(2**63), 2**64 - 1),  # what both parsers read (BEYOND_64_BITS)
             ),
             min_size=N,
             max_size=N,
@@ -162,11 +221,56 @@ def test_any_document_gets_the_same_answer_from_both_paths(
     )
 )
 def test_rows_of_numbers_take_the_fast_path_with_the_references_matrix(
-    rows: list[list[float]],
+    parser: str, rows: list[list[float]]
 ) -> None:
     body = json.dumps({"data": rows}).encode()
     assert fast_rows(body, MAX_ROWS, N) is not None
     assert outcome(parse_request_body, body) == outcome(parse_request_body_reference, body)
+
+
+@pytest.mark.parametrize("notation", ["{!r}", "{:.17g}", "{:.25e}", "{:.3f}"])
+def test_numbers_are_read_as_python_reads_them_over_every_exponent(
+    parser: str, notation: str
+) -> None:
+    # Random bit patterns cover every exponent, subnormals included; written as Python writes
+    # them (the shortest round trip), with 17 and 26 significant digits (more than a double
+    # holds: correct rounding decides) and cut to 3 decimals, as clients write numbers.
+    rng = np.random.default_rng(15)
+    patterns = rng.integers(0, 2**64, size=30_000, dtype=np.uint64).view(np.float64)
+    values = [notation.format(v) for v in patterns[np.isfinite(patterns)].tolist()]
+    values += [str(v) for v in rng.integers(-(2**63), 2**63, size=3_000).tolist()]
+    values = values[: len(values) // N * N]
+    rows = ", ".join(f"[{', '.join(values[i : i + N])}]" for i in range(0, len(values), N))
+    body = f'{{"data": [{rows}]}}'.encode()
+    matrix = fast_rows(body, None, N)
+    assert matrix is not None
+    expected = np.array([float(json.loads(v)) for v in values]).reshape(-1, N)
+    assert matrix.tobytes() == expected.tobytes()
+
+
+def test_the_parser_takes_the_next_body_whatever_the_last_one_was(parser: str) -> None:
+    # simdjson's parser refuses a document while proxies of the last one live; every way out
+    # of fast_rows (accepted, refused at any check, a simdjson error) must release them.
+    good = b'{"data": [[1, 2, 3]]}'
+    for body in (*WELL_FORMED, *REFERENCE_ONLY, *BEYOND_64_BITS):
+        fast_rows(body, MAX_ROWS, N)
+        matrix = fast_rows(good, MAX_ROWS, N)
+        assert matrix is not None, body
+        assert matrix.tolist() == [[1.0, 2.0, 3.0]]
+
+
+def test_threads_parsing_at_once_each_get_their_own_rows(parser: str) -> None:
+    # Each thread has its own parser: one thread's document never leaks into another's rows.
+    def parse_many(seed: int) -> bool:
+        for step in range(300):
+            rows = [[float(seed), float(step), float(i)] for i in range(1 + step % MAX_ROWS)]
+            matrix = fast_rows(json.dumps({"data": rows}).encode(), MAX_ROWS, N)
+            if matrix is None or matrix.tolist() != rows:
+                return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert all(pool.map(parse_many, range(16)))
 
 
 RESPONSE_CASES = [
@@ -191,7 +295,7 @@ RESPONSE_CASES = [
 
 @pytest.mark.parametrize(("case", "make_body"), RESPONSE_CASES, ids=[c for c, _ in RESPONSE_CASES])
 def test_run_answers_the_same_on_both_paths(
-    load_script: Any, monkeypatch: pytest.MonkeyPatch, case: str, make_body: Any
+    load_script: Any, monkeypatch: pytest.MonkeyPatch, parser: str, case: str, make_body: Any
 ) -> None:
     scorer = load_script(SCORING_API_KEY=API_KEY)
     body = make_body(scorer._service.model.contract.n_features)
