@@ -198,7 +198,8 @@ def _only_numbers_inside(body: bytes) -> bool:
 # more CPU and ~17% more instructions. Timed the same way, the two tie from 10 to 30 rows.
 _SIMDJSON_FROM_BYTES = 4096
 # One simdjson parser per thread: a parser is not thread-safe, and it refuses a new document
-# while proxies of the previous one live (pysimdjson's csimdjson.pyx, Parser.parse).
+# while proxies of the previous one live (pysimdjson's csimdjson.pyx, Parser.parse). A parser
+# keeps buffers sized for the largest body it read: measured, 3.3 MB of memory for a 1 MB body.
 _PARSERS = threading.local()
 _ARRAY_OPENING = np.uint8(ord("["))
 _UTF8_BOM = b"\xef\xbb\xbf"

@@ -12,6 +12,9 @@ comparison is not between the reference path and itself.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -20,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipelines.scoring_env import REPO_ROOT
 from scoring import schema
 from scoring.schema import (
     InputError,
@@ -246,6 +250,39 @@ def test_numbers_are_read_as_python_reads_them_over_every_exponent(
     assert matrix is not None
     expected = np.array([float(json.loads(v)) for v in values]).reshape(-1, N)
     assert matrix.tobytes() == expected.tobytes()
+
+
+_EVERY_EXPONENT_BODY = """
+import json
+import numpy as np
+from scoring import schema
+rng = np.random.default_rng(15)
+patterns = rng.integers(0, 2**64, size=30_000, dtype=np.uint64).view(np.float64)
+values = [repr(v) for v in patterns[np.isfinite(patterns)].tolist()]
+values += [format(v, ".25e") for v in rng.uniform(-1e3, 1e3, 6_000).tolist()]
+values = values[: len(values) // 3 * 3]
+rows = ", ".join(f"[{', '.join(values[i : i + 3])}]" for i in range(0, len(values), 3))
+matrix = schema.rows_by_simdjson(f'{{"data": [{rows}]}}'.encode(), None, 3)
+expected = np.array([float(json.loads(v)) for v in values]).reshape(-1, 3)
+same = matrix is not None and matrix.tobytes() == expected.tobytes()
+print(schema._parser().implementation[0], same)
+"""
+
+
+def test_every_simdjson_kernel_reads_numbers_as_python_does() -> None:
+    # simdjson picks a kernel by the CPU it runs on (AVX-512, AVX2, SSE4.2 or portable code),
+    # so an Azure VM may run another than this machine; SIMDJSON_FORCE_IMPLEMENTATION (read
+    # by simdjson at its first parse) runs each one here.
+    kernels = [name for name, _ in schema._parser().get_implementations()]
+    assert "fallback" in kernels
+    for kernel in kernels:
+        done = subprocess.run(
+            [sys.executable, "-c", _EVERY_EXPONENT_BODY],
+            env={**os.environ, "SIMDJSON_FORCE_IMPLEMENTATION": kernel},
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == [kernel, "True"]
 
 
 def test_the_parser_takes_the_next_body_whatever_the_last_one_was(parser: str) -> None:
