@@ -193,8 +193,8 @@ def _only_numbers_inside(body: bytes) -> bool:
 
 # Bodies of this size or more are read by simdjson, smaller ones by orjson. A request through
 # the server's app in process (tests/benchmarks/bench_instructions.py times each parser at
-# each size): at 1 row (~210 bytes) simdjson's path costs ~3% more CPU than orjson's, its
-# larger code running cold after the server's work; at 100 rows (21 kB) orjson's costs ~9%
+# each size): at 1 row (~210 bytes) simdjson's path costs 3-4% more CPU than orjson's, its
+# larger code running cold after the server's work; at 100 rows (21 kB) orjson's costs 7-9%
 # more CPU and ~17% more instructions. Timed the same way, the two tie from 10 to 30 rows.
 _SIMDJSON_FROM_BYTES = 4096
 # One simdjson parser per thread: a parser is not thread-safe, and it refuses a new document
@@ -240,9 +240,11 @@ def rows_by_orjson(body: bytes, max_rows: int | None, n_features: int) -> np.nda
     if type(document) is not dict or len(document) != 1:
         return None
     data = document.get(INPUT_FIELD)
-    if type(data) is not list or not _row_count_allowed(len(data), max_rows):
+    if type(data) is not list:
         return None
     rows = len(data)
+    if not _row_count_allowed(rows, max_rows):
+        return None
     matrix = np.empty((rows, n_features), dtype=np.float64)
     try:
         if set(map(len, data)) != {n_features}:
@@ -274,9 +276,11 @@ def rows_by_simdjson(body: bytes, max_rows: int | None, n_features: int) -> np.n
         if type(document) is not simdjson.Object or len(document) != 1:
             return None
         data = document.get(INPUT_FIELD)
-        if type(data) is not simdjson.Array or not _row_count_allowed(len(data), max_rows):
+        if type(data) is not simdjson.Array:
             return None
         rows = len(data)
+        if not _row_count_allowed(rows, max_rows):
+            return None
         # Every row a list of n_features values, in C: ~30% cheaper than a loop over the rows.
         # A row that is a number has no len(): the TypeError is caught below.
         if set(map(len, data)) != {n_features}:  # type: ignore[arg-type]
